@@ -1,0 +1,1 @@
+"""The `mailflow` command line: one module per command group, dispatched from `main`."""

@@ -1,0 +1,12 @@
+"""`mailflow directory`."""
+
+from __future__ import annotations
+
+import argparse
+
+from mailflow.cli.context import CliContext
+from mailflow.errors import NotBuiltYet
+
+
+def run(args: argparse.Namespace, ctx: CliContext) -> int:
+    raise NotBuiltYet("'directory' is not built yet")

@@ -1,0 +1,156 @@
+"""Argument parsing and dispatch for the stable `mailflow` command-line contract.
+
+Exit codes: 0 success, 2 usage or configuration error, 1 anything else (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from mailflow.cli.context import CliContext
+from mailflow.errors import MailflowError
+
+# command -> "module:function"; each handler is `(args, ctx) -> int`.
+HANDLERS = {
+    "run": "mailflow.cli.daemon_cmd:run",
+    "demo": "mailflow.cli.demo_cmd:run",
+    "parse": "mailflow.cli.parse_cmd:run",
+    "ingest": "mailflow.cli.ingest_cmd:run",
+    "sweep": "mailflow.cli.sweep_cmd:run",
+    "cases": "mailflow.cli.cases_cmd:run",
+    "policy": "mailflow.cli.policy_cmd:run",
+    "digest": "mailflow.cli.digest_cmd:run",
+    "outbox": "mailflow.cli.outbox_cmd:run",
+    "db": "mailflow.cli.db_cmd:run",
+    "doctor": "mailflow.cli.doctor_cmd:run",
+    "directory": "mailflow.cli.directory_cmd:run",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise SystemExit(_fail(f"usage: {message}", 2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mailflow", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--config", metavar="PATH",
+                   help="config file (else $MAILFLOW_CONFIG, else ./mailflow.toml, else the embedded default)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def at(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--at", metavar="ISO", help="act as of this instant (ISO 8601; naive = UK time)")
+
+    run = sub.add_parser("run", help="the daemon")
+    run.add_argument("--once", action="store_true", help="one full pass (ingest, deadlines, outbox), then exit")
+    at(run)
+
+    sub.add_parser("demo", help="self-contained demo of the main job")
+
+    parse = sub.add_parser("parse", help="classify and extract one message, no side effects")
+    parse.add_argument("file", metavar="FILE.eml")
+    parse.add_argument("--format", choices=["text", "json"], default="text")
+
+    ingest = sub.add_parser("ingest", help="feed .eml files, a Maildir or an mbox through the pipeline")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--partnership", metavar="NAME", help="which partnership receives them (default: the first)")
+    at(ingest)
+
+    sweep = sub.add_parser("sweep", help="act on deadlines due as of a time")
+    at(sweep)
+    sweep.add_argument("--dry-run", action="store_true", help="say what would be sent; change nothing")
+
+    cases = sub.add_parser("cases", help="list, show and act on cases")
+    csub = cases.add_subparsers(dest="cases_command", required=True, parser_class=_Parser)
+    cl = csub.add_parser("list")
+    cl.add_argument("--state")
+    cl.add_argument("--format", choices=["text", "json"], default="text")
+    cs = csub.add_parser("show")
+    cs.add_argument("ref")
+    cs.add_argument("--format", choices=["text", "json"], default="text")
+    for name, needs_text in (("escalate", True), ("resolve", True), ("note", True), ("reopen", True)):
+        c = csub.add_parser(name)
+        c.add_argument("ref")
+        c.add_argument("text", nargs="*" if not needs_text else "+")
+        c.add_argument("--by", default="business-team", help="who is acting (recorded in the audit trail)")
+        at(c)
+    ca = csub.add_parser("assign")
+    ca.add_argument("ref")
+    ca.add_argument("side", choices=["raiser", "other"])
+    ca.add_argument("email")
+    ca.add_argument("--by", default="business-team")
+    at(ca)
+
+    policy = sub.add_parser("policy", help="the partnership policies and their deadlines")
+    psub = policy.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)
+    psub.add_parser("list")
+    ps = psub.add_parser("show")
+    ps.add_argument("name")
+    pt = psub.add_parser("timeline")
+    pt.add_argument("name")
+    pt.add_argument("--start", required=True, metavar="ISO")
+    pt.add_argument("--urgent", action="store_true")
+    pt.add_argument("--format", choices=["text", "json"], default="text")
+
+    digest = sub.add_parser("digest", help="send (or preview) the business-team digests")
+    at(digest)
+    digest.add_argument("--preview", metavar="FILE", help="write the digest here instead of sending it")
+
+    outbox = sub.add_parser("outbox", help="the queue of outgoing mail")
+    osub = outbox.add_subparsers(dest="outbox_command", required=True, parser_class=_Parser)
+    osub.add_parser("list")
+    of = osub.add_parser("flush")
+    at(of)
+
+    db = sub.add_parser("db", help="the case database")
+    dsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    dsub.add_parser("upgrade")
+
+    doctor = sub.add_parser("doctor", help="check config, database, mailbox and transport")
+    doctor.add_argument("--send-test", metavar="ADDRESS", help="also send a test message to this address")
+
+    directory = sub.add_parser("directory", help="the directory of agencies")
+    dirsub = directory.add_subparsers(dest="directory_command", required=True, parser_class=_Parser)
+    dirsub.add_parser("check")
+    return p
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"mailflow: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module_name, func_name = HANDLERS[args.command].split(":")
+    ctx = CliContext(config_path=args.config, at=getattr(args, "at", None))
+    try:
+        handler = getattr(importlib.import_module(module_name), func_name)
+        return int(handler(args, ctx) or 0)
+    except MailflowError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 1)
+    except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+        logging.getLogger("mailflow").debug("unhandled error", exc_info=True)
+        return _fail(f"{type(exc).__name__}: {exc}", 1)
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

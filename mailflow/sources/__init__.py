@@ -1,0 +1,1 @@
+"""Mailbox sources: where inbound mail is read from (Maildir, IMAP, EWS, Graph)."""

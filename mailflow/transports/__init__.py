@@ -1,0 +1,1 @@
+"""Mail transports: how outgoing mail leaves (file, SMTP, EWS, Graph)."""
