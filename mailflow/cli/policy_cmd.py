@@ -60,9 +60,15 @@ def _when(policy: Policy, instant: datetime) -> str:
     return f"{t:%a} {t.day} {t:%b %Y %H:%M} {t.tzname()}"
 
 
+def _wrap(text: str, width: int) -> list[str]:
+    if not width:
+        return [text]
+    return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False) or [""]
+
+
 def _table(headers: list[str], rows: list[list[str]], wrap: int = 0) -> str:
     """Columns padded to width; with `wrap`, cells longer than that wrap onto extra lines."""
-    cells = [[textwrap.wrap(c, wrap, break_on_hyphens=False, break_long_words=False) or [""] if wrap else [c] for c in row] for row in rows]
+    cells = [[_wrap(c, wrap) for c in row] for row in rows]
     widths = [max([len(h)] + [len(line) for row in cells for line in row[i]])
               for i, h in enumerate(headers)]
 
@@ -119,7 +125,8 @@ def render_show(policy: Policy) -> str:
         f"source: {policy.document}" if policy.document else "",
         f"mailbox: {policy.mailbox}",
         f"calendar: {NATIONS[cal.nation]} ({cal.nation}) bank holidays; "
-        f"extra closures: {closures}; working day {cal.opens:%H:%M}-{cal.close_of_business:%H:%M} {cal.tz}",
+        f"extra closures: {closures}; "
+        f"working day {cal.opens:%H:%M}-{cal.close_of_business:%H:%M} {cal.tz}",
         f"reminders: {policy.reminder_days_before} working day(s) before each deadline",
         "",
     ]
