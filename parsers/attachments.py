@@ -1,0 +1,229 @@
+"""Text out of attachments: .docx (python-docx), PDF (pypdf), Outlook .msg and winmail.dat."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from email.message import EmailMessage, Message
+
+from parsers.errors import LimitExceeded
+from parsers.model import ParseLimits
+
+MAX_PDF_PAGES = 40
+
+_DOCX_TYPES = {"application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def kind_of(filename: str, ctype: str, data: bytes) -> str:
+    name = filename.lower()
+    if name.endswith(".docx") or ctype in _DOCX_TYPES:
+        return "docx"
+    if name.endswith(".pdf") or ctype == "application/pdf" or data[:5] == b"%PDF-":
+        return "pdf"
+    if name.endswith(".msg") or ctype == "application/vnd.ms-outlook":
+        return "msg"
+    if name == "winmail.dat" or ctype == "application/ms-tnef" or data[:4] == b"\x78\x9f\x3e\x22":
+        return "tnef"
+    if name.endswith(".eml"):
+        return "eml"
+    if ctype == "text/plain" or name.endswith(".txt"):
+        return "text"
+    return "other"
+
+
+# --- .docx -----------------------------------------------------------------------------------
+
+def docx_text(data: bytes, limits: ParseLimits, warnings: list[str]) -> str:
+    """Paragraphs and table rows (`first cell: other cells`) in order; struck runs ~~x~~."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        warnings.append("unreadable .docx attachment")
+        return ""
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_docx_uncompressed or len(infos) > 5000:
+        raise LimitExceeded(
+            f".docx attachment expands to {total} bytes (limit {limits.max_docx_uncompressed})")
+    try:
+        import docx  # python-docx
+
+        doc = docx.Document(io.BytesIO(data))
+    except Exception:  # noqa: BLE001 - any damage inside the package
+        warnings.append("unreadable .docx attachment")
+        return ""
+    lines: list[str] = []
+    _docx_block(doc.element.body, lines)
+    return "\n".join(lines)
+
+
+def _run_text(r) -> str:
+    parts: list[str] = []
+    for el in r:
+        tag = el.tag
+        if tag == _W + "t":
+            parts.append(el.text or "")
+        elif tag == _W + "tab":
+            parts.append("\t")
+        elif tag in (_W + "br", _W + "cr"):
+            parts.append("\n")
+        elif tag == _W + "sym":
+            char = (el.get(_W + "char") or "").upper()
+            parts.append("☒" if char in ("F0FE", "F078", "2612", "F0FD") else "☐")
+    text = "".join(parts)
+    rpr = r.find(_W + "rPr")
+    if text.strip() and rpr is not None:
+        for tag in ("strike", "dstrike"):
+            s = rpr.find(_W + tag)
+            if s is not None and (s.get(_W + "val") or "true").lower() not in ("0", "false", "off"):
+                return f"~~{text.strip()}~~ "
+    return text
+
+
+def _para_text(p) -> str:
+    return "".join(_run_text(r) for r in p.iter(_W + "r"))
+
+
+def _docx_block(parent, lines: list[str]) -> None:
+    for child in parent:
+        if child.tag == _W + "p":
+            lines.append(_para_text(child))
+        elif child.tag == _W + "tbl":
+            _docx_table(child, lines)
+        elif child.tag == _W + "sdt":
+            content = child.find(_W + "sdtContent")
+            if content is not None:
+                _docx_block(content, lines)
+
+
+def _cell_text(tc) -> str:
+    parts: list[str] = []
+    for el in tc:
+        if el.tag == _W + "p":
+            parts.append(_para_text(el))
+        elif el.tag == _W + "tbl":
+            sub: list[str] = []
+            _docx_table(el, sub)
+            parts.append(" ".join(sub))
+        elif el.tag == _W + "sdt":
+            content = el.find(_W + "sdtContent")
+            if content is not None:
+                sub = []
+                _docx_block(content, sub)
+                parts.append(" ".join(sub))
+    return "\n".join(p for p in parts if p.strip()).strip()
+
+
+def _docx_table(tbl, lines: list[str]) -> None:
+    lines.append("")
+    for tr in tbl.iter(_W + "tr"):
+        if tr.getparent() is not tbl:
+            continue
+        cells: list[str] = []
+        for tc in tr.iter(_W + "tc"):
+            if tc.getparent() is not tr:
+                continue
+            t = _cell_text(tc)
+            # Merged cells repeat their text in python-docx; raw XML does not, but be safe.
+            if t and (not cells or cells[-1] != t):
+                cells.append(t)
+        if not cells:
+            continue
+        if len(cells) == 1:
+            lines.append(cells[0])
+        else:
+            label = cells[0].replace("\n", " ").rstrip()
+            sep = " " if label.endswith((":", "?")) else ": "
+            lines.append(label + sep + "\n".join(cells[1:]))
+    lines.append("")
+
+
+# --- PDF -------------------------------------------------------------------------------------
+
+def pdf_text(data: bytes, warnings: list[str]) -> str:
+    """Text of a text PDF; encrypted or damaged PDFs give a warning and no text."""
+    try:
+        from pypdf import PdfReader
+
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            warnings.append("encrypted PDF attachment not read")
+            return ""
+        pages = reader.pages
+        if len(pages) > MAX_PDF_PAGES:
+            warnings.append(f"PDF attachment has {len(pages)} pages; first {MAX_PDF_PAGES} read")
+        out = []
+        for i, page in enumerate(pages):
+            if i >= MAX_PDF_PAGES:
+                break
+            out.append(page.extract_text() or "")
+        text = "\n".join(out)
+    except Exception:  # noqa: BLE001 - pypdf raises many types on damaged files
+        warnings.append("unreadable PDF attachment")
+        return ""
+    if not text.strip():
+        warnings.append("PDF attachment has no text layer (scanned?)")
+    return text
+
+
+# --- Outlook .msg and TNEF -------------------------------------------------------------------
+
+def msg_to_message(data: bytes, warnings: list[str]) -> Message | None:
+    """An attached Outlook .msg as an email message (headers, body, attachments)."""
+    try:
+        import extract_msg
+
+        with extract_msg.openMsg(data) as msg:
+            out = EmailMessage()
+            for name, value in (("From", msg.sender), ("To", msg.to), ("Cc", msg.cc),
+                                ("Subject", msg.subject), ("Date", msg.date)):
+                if value:
+                    try:
+                        out[name] = str(value).replace("\r", " ").replace("\n", " ")
+                    except Exception:  # noqa: BLE001 - keep what can be kept
+                        pass
+            body = msg.body or ""
+            html = msg.htmlBody
+            out.set_content(body)
+            if html:
+                out.add_alternative(html.decode("utf-8", "replace") if isinstance(html, bytes)
+                                    else str(html), subtype="html")
+            for a in msg.attachments:
+                payload = getattr(a, "data", None)
+                if isinstance(payload, bytes):
+                    name = a.longFilename or a.shortFilename or "attachment"
+                    out.add_attachment(payload, maintype="application",
+                                       subtype="octet-stream", filename=name)
+            return out
+    except Exception:  # noqa: BLE001 - extract-msg raises many types on damaged files
+        warnings.append("unreadable Outlook .msg attachment")
+        return None
+
+
+def tnef_to_message(data: bytes, warnings: list[str]) -> Message | None:
+    """winmail.dat (TNEF): its body and attachments as an email message."""
+    try:
+        from tnefparse import TNEF
+
+        t = TNEF(data)
+        out = EmailMessage()
+        body = t.body or b""
+        if isinstance(body, bytes):
+            body = body.decode("cp1252", "replace")
+        out.set_content(body or "")
+        html = t.htmlbody
+        if html:
+            out.add_alternative(html.decode("utf-8", "replace") if isinstance(html, bytes)
+                                else str(html), subtype="html")
+        for a in t.attachments:
+            payload = a.data if isinstance(a.data, bytes) else b""
+            name = a.long_filename() or a.name or "attachment"
+            if isinstance(name, bytes):
+                name = name.decode("cp1252", "replace")
+            out.add_attachment(payload, maintype="application", subtype="octet-stream",
+                               filename=str(name))
+        return out
+    except Exception:  # noqa: BLE001 - tnefparse raises many types on damaged files
+        warnings.append("unreadable winmail.dat (TNEF) attachment")
+        return None

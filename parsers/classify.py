@@ -1,0 +1,121 @@
+"""Loop protection: auto-replies, bounces (RFC 3464 DSN, Exchange NDR) and bulk mail."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from parsers.message import Mail
+
+_DAEMON = re.compile(
+    r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounces?|microsoftexchange[0-9a-f]*)"
+    r"(?:[+@.]|$)", re.I)
+_LIST_REQUEST = re.compile(r"^[^@]*-(?:request|bounces?|owner)(?:\+[^@]*)?@", re.I)
+_NOREPLY = re.compile(r"^(?:no-?reply|do-?not-?reply|donotreply|notifications?)(?:[+@.]|$)", re.I)
+_OOO_SUBJECT = re.compile(
+    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?reply|out of (?:the )?office|autoreply"
+    r"|abwesenheitsnotiz|r[ée]ponse automatique|away from (?:the )?office)\b", re.I)
+_NDR_SUBJECT = re.compile(
+    r"^\s*(?:undeliverable|undelivered mail|delivery status notification \(failure\)"
+    r"|mail delivery (?:failed|failure|subsystem)|returned mail|delivery has failed"
+    r"|failure notice|non[- ]?delivery)", re.I)
+_MSGID = re.compile(r"<[^<>\s@]+@[^<>\s]+>")
+
+
+@dataclass
+class Verdict:
+    kind: str | None = None  # auto_reply | bounce | unrelated | None (a person wrote it)
+    automated: bool = False
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    bounced_message_id: str | None = None
+    bounced_recipients: list[str] = field(default_factory=list)
+
+
+def classify_automated(m: Mail) -> Verdict:
+    v = Verdict()
+    sender = (m.from_addr or "").lower()
+    ctype = m.msg.get_content_type()
+    report_type = (m.msg.get_param("report-type") or "") if ctype == "multipart/report" else ""
+    report_type = str(report_type).lower()
+    is_ndr = (m.header("X-MS-Exchange-Message-Is-Ndr") or "").strip() != "" and \
+        (m.header("X-MS-Exchange-Message-Is-Ndr") or "").strip().lower() not in ("false", "0")
+    daemon = bool(_DAEMON.match(sender))
+
+    if report_type == "delivery-status" or m.delivery_status or is_ndr or (
+            daemon and _NDR_SUBJECT.match(m.subject)):
+        v.kind, v.automated = "bounce", True
+        _bounce_details(m, v)
+        return v
+    if report_type in ("disposition-notification",):
+        v.kind, v.automated = "auto_reply", True
+        v.reasons.append("read receipt")
+        return v
+
+    auto_sub = (m.header("Auto-Submitted") or "").strip().lower()
+    precedence = (m.header("Precedence") or "").strip().lower()
+    suppress = (m.header("X-Auto-Response-Suppress") or "").lower()
+    rules_loop = m.header("X-MS-Exchange-Inbox-Rules-Loop") is not None
+    listy = any(m.header(h) is not None for h in ("List-Id", "List-Unsubscribe", "List-Post"))
+    empty_rp = m.return_path is not None and m.return_path in ("", "<>")
+
+    if auto_sub and not auto_sub.startswith("no"):
+        v.reasons.append(f"Auto-Submitted: {auto_sub}")
+    if m.header("X-Autoreply") or m.header("X-Autorespond") or precedence == "auto_reply":
+        v.reasons.append("auto-reply header")
+    if _OOO_SUBJECT.match(m.subject) and (suppress or rules_loop or auto_sub):
+        v.reasons.append("Exchange automatic reply")
+    if "all" in suppress.replace(" ", "").split(",") and rules_loop and not listy:
+        v.reasons.append("X-Auto-Response-Suppress: All with X-MS-Exchange-Inbox-Rules-Loop")
+    if empty_rp:
+        v.reasons.append("empty return path")
+    if daemon:
+        v.reasons.append("mailer-daemon sender")
+    if precedence in ("junk",) or (precedence == "bulk" and not listy):
+        v.reasons.append(f"Precedence: {precedence}")
+    if v.reasons:
+        v.kind, v.automated = "auto_reply", True
+        return v
+
+    if listy or precedence in ("list", "bulk") or _LIST_REQUEST.match(sender):
+        v.kind, v.automated = "unrelated", True
+        v.reasons.append("mailing list or bulk mail")
+        return v
+    if _NOREPLY.match(sender):
+        v.automated = True
+        v.reasons.append("no-reply sender")
+    if rules_loop and not v.automated:
+        v.warnings.append("forwarded by an Exchange inbox rule (X-MS-Exchange-Inbox-Rules-Loop)")
+    return v
+
+
+def _bounce_details(m: Mail, v: Verdict) -> None:
+    recipients: list[str] = []
+    for block in m.delivery_status:
+        for rec in re.split(r"\n\s*\n", block):
+            final = re.search(r"^(?:Final|Original)-Recipient:\s*(?:rfc822;)?\s*(\S+)", rec,
+                              re.I | re.M)
+            action = re.search(r"^Action:\s*(\w+)", rec, re.I | re.M)
+            if final and (action is None or action.group(1).lower() == "failed"):
+                addr = final.group(1).strip("<>").lower()
+                if addr not in recipients:
+                    recipients.append(addr)
+            elif final and action and action.group(1).lower() == "delayed":
+                v.warnings.append("delivery delayed, not failed")
+    v.bounced_recipients = recipients
+    # The original message: attached message/rfc822, else text/rfc822-headers, else the body.
+    for fwd in m.forwards:
+        if fwd.message_id:
+            v.bounced_message_id = fwd.message_id
+            return
+    for hdrs in m.rfc822_headers:
+        found = re.search(r"^Message-ID:\s*(<[^>\s]+>)", hdrs, re.I | re.M)
+        if found:
+            v.bounced_message_id = found.group(1)
+            return
+    body = m.body_text
+    found = re.search(r"Message-ID:\s*(<[^>\s]+>)", body, re.I)
+    if found:
+        v.bounced_message_id = found.group(1)
+        return
+    v.warnings.append("bounce without the original Message-ID")

@@ -1,0 +1,348 @@
+"""MIME normalisation: stdlib `email` (policy.default) for structure, bodies and headers.
+
+mail-parser is the fallback reader when the stdlib cannot parse the message at all or a header
+it needs (its compat32-based decoding is more lenient); forwarded `message/rfc822` parts are kept
+as separate messages (mail-parser would merge them into the body).
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.message import Message
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+
+from parsers import attachments as att
+from parsers.errors import LimitExceeded
+from parsers.htmltext import html_to_text
+from parsers.model import ParseLimits
+
+_MSGID = re.compile(r"<[^<>\s]+>")
+
+
+@dataclass
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+    text: str = ""           # extracted text (docx, pdf, txt); empty when none
+    kind: str = "other"      # docx | pdf | text | msg | tnef | other
+
+
+@dataclass
+class Mail:
+    """One message (the outer one or a forwarded one), normalised."""
+
+    msg: Message
+    depth: int = 0
+    subject: str = ""
+    from_addr: str | None = None
+    from_name: str | None = None
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    envelope_to: list[str] = field(default_factory=list)  # Delivered-To, X-Original-To, Envelope-To
+    date: datetime | None = None
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    return_path: str | None = None
+    text: str = ""                  # text/plain body parts joined
+    html: str = ""                  # text/html body parts joined (raw)
+    attachments: list[Attachment] = field(default_factory=list)
+    forwards: list[Mail] = field(default_factory=list)
+    delivery_status: list[str] = field(default_factory=list)   # message/delivery-status texts
+    rfc822_headers: list[str] = field(default_factory=list)    # text/rfc822-headers texts
+    warnings: list[str] = field(default_factory=list)
+    _html_text: str | None = None
+
+    @property
+    def html_text(self) -> str:
+        if self._html_text is None:
+            self._html_text = html_to_text(self.html) if self.html else ""
+        return self._html_text
+
+    @property
+    def body_text(self) -> str:
+        """The plain part, else the HTML part rendered to text."""
+        return self.text if self.text.strip() else self.html_text
+
+    def header(self, name: str) -> str | None:
+        return header_str(self.msg, name)
+
+    def headers(self, name: str) -> list[str]:
+        try:
+            return [str(v) for v in (self.msg.get_all(name) or [])]
+        except Exception:  # noqa: BLE001
+            return [str(v) for k, v in _raw_items(self.msg) if k.lower() == name.lower()]
+
+
+def _raw_items(msg: Message) -> list[tuple[str, str]]:
+    try:
+        return [(k, str(v)) for k, v in msg.raw_items()]  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001
+        return list(getattr(msg, "_headers", []))
+
+
+def header_str(msg: Message, name: str) -> str | None:
+    """A header's decoded value; the raw value when the structured parse fails."""
+    try:
+        v = msg.get(name)
+        return None if v is None else str(v)
+    except Exception:  # noqa: BLE001 - malformed header: fall back to the raw text
+        for k, v in _raw_items(msg):
+            if k.lower() == name.lower():
+                return str(v)
+    return None
+
+
+def _addresses(msg: Message, name: str, trouble: list[str] | None = None
+               ) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    try:
+        values = msg.get_all(name) or []
+        for v in values:
+            addrs = getattr(v, "addresses", None)
+            if addrs is None:
+                out.extend(getaddresses([str(v)]))
+            else:
+                out.extend((a.display_name, a.addr_spec) for a in addrs)
+    except Exception:  # noqa: BLE001 - malformed address header
+        if trouble is not None:
+            trouble.append(name)
+        raw = [v for k, v in _raw_items(msg) if k.lower() == name.lower()]
+        out = getaddresses([str(r) for r in raw])
+    return [(n, a.strip().strip("<>")) for n, a in out if a and "@" in a]
+
+
+def _msgids(value: str | None) -> list[str]:
+    return _MSGID.findall(value or "")
+
+
+def decode_part(part: Message) -> str:
+    """A text part's content in any charset: declared, else UTF-8, else cp1252 (never raises)."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        data = None
+    if data is None:
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    if not isinstance(data, bytes):
+        return str(data)
+    charset = (part.get_content_charset() or "").strip().lower() or None
+    if charset:
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            charset = None
+    if charset and charset not in ("us-ascii", "ascii"):
+        try:
+            return data.decode(charset)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:  # noqa: BLE001
+        name = None
+    return (name or "").strip()
+
+
+def _is_attachment(part: Message) -> bool:
+    try:
+        disp = (part.get_content_disposition() or "").lower()
+    except Exception:  # noqa: BLE001
+        disp = ""
+    return disp == "attachment" or (disp != "inline" and bool(_filename(part)))
+
+
+def parse_bytes(raw: bytes) -> Message:
+    """The stdlib parse with policy.default (never raises on content; may on pathological input)."""
+    return email.message_from_bytes(raw, policy=policy.default)
+
+
+def normalise(msg: Message, limits: ParseLimits, depth: int = 0, raw: bytes | None = None
+              ) -> Mail:
+    """Headers, bodies, attachments and forwards of one message."""
+    if depth > limits.max_depth:
+        raise LimitExceeded(f"nesting deeper than {limits.max_depth} levels")
+    m = Mail(msg=msg, depth=depth)
+    _fill_headers(m, raw)
+    texts: list[str] = []
+    htmls: list[str] = []
+    _walk(msg, m, limits, depth, texts, htmls, level=0)
+    m.text = "\n\n".join(t for t in texts if t.strip())
+    m.html = "\n".join(htmls)
+    return m
+
+
+def _fill_headers(m: Mail, raw: bytes | None = None) -> None:
+    msg = m.msg
+    trouble: list[str] = []
+    m.subject = " ".join((header_str(msg, "Subject") or "").split())
+    frm = _addresses(msg, "From", trouble) or _addresses(msg, "Sender", trouble)
+    if frm:
+        m.from_name = frm[0][0] or None
+        m.from_addr = frm[0][1].lower()
+    else:
+        raw = header_str(msg, "From")
+        if raw:
+            name, addr = parseaddr(raw)
+            m.from_addr = addr.lower() or None
+            m.from_name = name or None
+    m.to = [a.lower() for _, a in _addresses(msg, "To", trouble)]
+    m.cc = [a.lower() for _, a in _addresses(msg, "Cc", trouble)]
+    m.reply_to = [a.lower() for _, a in _addresses(msg, "Reply-To", trouble)]
+    for h in ("Delivered-To", "X-Original-To", "Envelope-To"):
+        m.envelope_to.extend(a.lower() for _, a in _addresses(msg, h))
+    ids = _msgids(header_str(msg, "Message-ID"))
+    m.message_id = ids[0] if ids else None
+    irt = _msgids(header_str(msg, "In-Reply-To"))
+    m.in_reply_to = irt[0] if irt else None
+    m.references = _msgids(header_str(msg, "References"))
+    rp = header_str(msg, "Return-Path")
+    if rp is not None:
+        rp = rp.strip()
+        m.return_path = rp.strip("<>").strip().lower()
+    raw_date = header_str(msg, "Date")
+    if raw_date:
+        try:
+            m.date = parsedate_to_datetime(raw_date)
+        except (TypeError, ValueError, IndexError):
+            m.warnings.append("unreadable Date header")
+    if trouble and raw is not None:
+        _mailparser_headers(m, raw)
+
+
+def _mailparser_headers(m: Mail, raw: bytes) -> None:
+    """mail-parser's lenient (compat32) header decoding, for headers the stdlib choked on."""
+    try:
+        import mailparser
+
+        mp = mailparser.parse_from_bytes(raw)
+        frm = [(n, a) for n, a in (mp.from_ or []) if a and "@" in a]
+        if frm:
+            m.from_name = frm[0][0] or m.from_name
+            m.from_addr = frm[0][1].lower()
+        for attr, key in (("to", "to"), ("cc", "cc"), ("reply_to", "reply_to")):
+            addrs = [a.lower() for _, a in (getattr(mp, key) or []) if a and "@" in a]
+            if addrs:
+                setattr(m, attr, addrs)
+        m.warnings.append("malformed address headers read leniently")
+    except Exception:  # noqa: BLE001 - keep the stdlib's best effort
+        m.warnings.append("malformed address headers")
+
+
+def _walk(part: Message, m: Mail, limits: ParseLimits, depth: int,
+          texts: list[str], htmls: list[str], level: int) -> None:
+    if depth + level > limits.max_depth + 1 or level > 60:
+        raise LimitExceeded(f"nesting deeper than {limits.max_depth} levels")
+    ctype = part.get_content_type()
+    if part.is_multipart():
+        payload = part.get_payload()
+        if ctype == "message/rfc822" or (ctype.startswith("message/") and not isinstance(
+                payload, list)):
+            _message_part(part, m, limits, depth, level)
+            return
+        if not isinstance(payload, list):
+            return
+        for sub in payload:
+            if isinstance(sub, Message):
+                if sub.get_content_type() == "message/rfc822" or (
+                        sub.get_content_maintype() == "message"
+                        and sub.get_content_type() not in ("message/delivery-status",)):
+                    _message_part(sub, m, limits, depth, level + 1)
+                else:
+                    _walk(sub, m, limits, depth, texts, htmls, level + 1)
+        return
+    if ctype == "message/rfc822":
+        _message_part(part, m, limits, depth, level)
+        return
+    if ctype == "message/delivery-status" or ctype == "message/global-delivery-status":
+        m.delivery_status.append(_delivery_status_text(part))
+        return
+    if ctype in ("text/rfc822-headers", "message/global-headers"):
+        m.rfc822_headers.append(decode_part(part))
+        return
+    if ctype in ("text/plain", "text/html") and not _is_attachment(part):
+        text = decode_part(part)
+        (texts if ctype == "text/plain" else htmls).append(text)
+        return
+    _attachment(part, m, limits, depth, texts, htmls)
+
+
+def _delivery_status_text(part: Message) -> str:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        # The stdlib parses delivery-status into header blocks.
+        return "\n\n".join(
+            "\n".join(f"{k}: {v}" for k, v in _raw_items(b)) for b in payload
+            if isinstance(b, Message))
+    return decode_part(part)
+
+
+def _message_part(part: Message, m: Mail, limits: ParseLimits, depth: int, level: int) -> None:
+    payload = part.get_payload()
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    if isinstance(payload, Message):
+        inner = payload
+    if inner is None:
+        data = part.get_payload(decode=True)
+        if isinstance(data, bytes) and data:
+            inner = parse_bytes(data)
+    if isinstance(inner, Message):
+        m.forwards.append(normalise(inner, limits, depth + 1))
+
+
+def _attachment(part: Message, m: Mail, limits: ParseLimits, depth: int,
+                texts: list[str], htmls: list[str]) -> None:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        data = None
+    if not isinstance(data, bytes):
+        data = b""
+    name = _filename(part)
+    ctype = part.get_content_type()
+    if len(data) > limits.max_attachment_bytes:
+        raise LimitExceeded(
+            f"attachment larger than {limits.max_attachment_bytes} bytes ({len(data)} bytes)")
+    a = Attachment(filename=name, content_type=ctype, size=len(data))
+    m.attachments.append(a)
+    kind = att.kind_of(name, ctype, data)
+    a.kind = kind
+    if kind == "docx":
+        a.text = att.docx_text(data, limits, m.warnings)
+    elif kind == "pdf":
+        a.text = att.pdf_text(data, m.warnings)
+    elif kind == "text":
+        a.text = decode_part(part)
+    elif kind == "eml":
+        m.forwards.append(normalise(parse_bytes(data), limits, depth + 1))
+    elif kind == "msg":
+        inner = att.msg_to_message(data, m.warnings)
+        if inner is not None:
+            m.forwards.append(normalise(inner, limits, depth + 1))
+    elif kind == "tnef":
+        inner = att.tnef_to_message(data, m.warnings)
+        if inner is not None:
+            sub = normalise(inner, limits, depth + 1)
+            # winmail.dat carries the sender's own body and attachments: merge, not a forward.
+            if sub.text.strip():
+                texts.append(sub.text)
+            if sub.html:
+                htmls.append(sub.html)
+            m.attachments.extend(sub.attachments)
+            m.forwards.extend(sub.forwards)
+            m.warnings.extend(sub.warnings)

@@ -1,0 +1,92 @@
+"""The parser's public data types: limits, commands and the parsed message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+KINDS = ("form", "reply", "auto_reply", "bounce", "unrelated")
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    max_message_bytes: int = 25_000_000
+    max_attachment_bytes: int = 15_000_000
+    max_depth: int = 6
+    max_docx_uncompressed: int = 50_000_000
+
+
+@dataclass
+class Command:
+    name: str
+    text: str
+
+
+@dataclass
+class ParsedMessage:
+    kind: str = "unrelated"
+    rejected: str | None = None
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    subject: str = ""
+    from_addr: str | None = None
+    from_name: str | None = None
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    date: datetime | None = None
+    return_path: str | None = None
+    case_ref: str | None = None
+    case_ref_source: str | None = None
+    reply_token: str | None = None
+    commands: list[Command] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    new_text: str = ""
+    full_text: str = ""
+    automated: bool = False
+    auth: dict[str, str] = field(default_factory=dict)
+    bounced_message_id: str | None = None
+    bounced_recipients: list[str] = field(default_factory=list)
+    sha256: str = ""
+    # Extras beyond the pipeline contract.
+    form: str | None = None                      # name of the form definition that matched
+    extra_fields: dict[str, str] = field(default_factory=dict)  # form labels with no canonical name
+    attachments: list[str] = field(default_factory=list)        # attachment file names
+
+    def to_json(self) -> dict[str, Any]:
+        """The `mailflow parse --format json` shape (JSON-safe values only)."""
+        return {
+            "kind": self.kind,
+            "case_ref": self.case_ref,
+            "case_ref_source": self.case_ref_source,
+            "reply_token": self.reply_token,
+            "commands": [{"name": c.name, "text": c.text} for c in self.commands],
+            "fields": self.fields,
+            "missing": list(self.missing),
+            "warnings": list(self.warnings),
+            "rejected": self.rejected,
+            "automated": self.automated,
+            "form": self.form,
+            "extra_fields": dict(self.extra_fields),
+            "message_id": self.message_id,
+            "in_reply_to": self.in_reply_to,
+            "references": list(self.references),
+            "subject": self.subject,
+            "from": self.from_addr,
+            "from_name": self.from_name,
+            "to": list(self.to),
+            "cc": list(self.cc),
+            "reply_to": list(self.reply_to),
+            "date": self.date.isoformat() if self.date else None,
+            "return_path": self.return_path,
+            "auth": dict(self.auth),
+            "bounced_message_id": self.bounced_message_id,
+            "bounced_recipients": list(self.bounced_recipients),
+            "attachments": list(self.attachments),
+            "sha256": self.sha256,
+            "new_text": self.new_text,
+        }

@@ -1,0 +1,215 @@
+"""parse_message: normalise, classify, find the case, extract commands and form fields."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+
+from parsers import forms
+from parsers.authresults import parse_auth_results
+from parsers.classify import classify_automated
+from parsers.errors import LimitExceeded
+from parsers.message import Mail, normalise, parse_bytes
+from parsers.model import Command, ParsedMessage, ParseLimits
+from parsers.replies import (
+    case_from_thread,
+    extract_commands,
+    new_text_of,
+    ref_from_msgid,
+    ref_from_subject,
+    token_from_addresses,
+)
+
+log = logging.getLogger(__name__)
+
+_INLINE_FWD_FROM = re.compile(
+    r"^[ \t>]*(?:-{2,}[ \t]*(?:Forwarded message|Original Message)[ \t]*-{2,}"
+    r"|Begin forwarded message:|_{10,})[ \t]*\n(?:.*\n){0,3}?[ \t>]*\*?From:\*?[ \t]*(.+)$",
+    re.I | re.M,
+)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+
+
+def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessage:
+    """Classify and extract one raw RFC 5322 message. Never raises."""
+    pm = ParsedMessage()
+    limits = limits or ParseLimits()
+    try:
+        pm.sha256 = hashlib.sha256(raw).hexdigest()
+        _parse(raw, limits, pm)
+    except LimitExceeded as exc:
+        _reject(pm, str(exc))
+    except RecursionError:
+        _reject(pm, f"nesting deeper than {limits.max_depth} levels")
+    except Exception as exc:  # noqa: BLE001 - the contract: never raise, quarantine instead
+        log.debug("parser error on %s", pm.message_id, exc_info=True)
+        _reject(pm, f"parser error: {type(exc).__name__}")
+    return pm
+
+
+def _reject(pm: ParsedMessage, reason: str) -> None:
+    pm.kind = "unrelated"
+    pm.rejected = reason
+    pm.commands = []
+    pm.fields = {}
+    pm.missing = []
+    pm.warnings.append(f"rejected: {reason}")
+
+
+def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
+    if len(raw) > limits.max_message_bytes:
+        raise LimitExceeded(f"message larger than {limits.max_message_bytes} bytes ({len(raw)})")
+    msg = parse_bytes(raw)
+    # Headers first, so a later limit still leaves the message identifiable in quarantine.
+    m = Mail(msg=msg)
+    from parsers.message import _fill_headers
+
+    _fill_headers(m, raw)
+    _copy_headers(m, pm)
+    m = normalise(msg, limits, raw=raw)
+    _copy_headers(m, pm)
+    pm.warnings.extend(_defect_warnings(msg))
+    pm.auth = parse_auth_results(m.headers("Authentication-Results"))
+    pm.attachments = [a.filename or a.content_type for a in m.attachments]
+    pm.full_text = m.body_text.strip()
+    _collect_warnings(m, pm)
+
+    verdict = classify_automated(m)
+    pm.automated = verdict.automated
+    pm.warnings.extend(verdict.warnings)
+    if verdict.kind == "bounce":
+        pm.kind = "bounce"
+        pm.bounced_message_id = verdict.bounced_message_id
+        pm.bounced_recipients = verdict.bounced_recipients
+        ref = ref_from_msgid(verdict.bounced_message_id)
+        if ref:
+            pm.case_ref, pm.case_ref_source = ref, "thread"
+        pm.new_text = pm.full_text
+        return
+
+    _find_case(m, pm)
+    if verdict.kind is not None:
+        pm.kind = verdict.kind
+        pm.new_text = pm.full_text
+        return
+
+    if pm.case_ref and not pm.automated:
+        pm.kind = "reply"
+        new_text, warns = new_text_of(m.text, m.html)
+        pm.new_text = new_text
+        pm.warnings.extend(warns)
+        pm.commands, cwarns = extract_commands(new_text)
+        pm.warnings.extend(cwarns)
+        if not pm.commands:
+            pm.commands = [Command(name="note", text=new_text)]
+        ex = forms.extract_best(new_text)
+        pm.fields = ex.fields
+        pm.extra_fields = ex.extra
+        pm.warnings.extend(ex.warnings)
+        return
+
+    ex = _extract_form(m)
+    pm.new_text = pm.full_text
+    if not pm.automated and forms.looks_like_form(ex):
+        pm.kind = "form"
+        pm.form = ex.form
+        pm.fields = ex.fields
+        pm.extra_fields = ex.extra
+        pm.warnings.extend(ex.warnings)
+        if "raiser_email" not in pm.fields:
+            sender = _original_sender(m) or m.from_addr
+            if sender:
+                pm.fields["raiser_email"] = sender
+                pm.warnings.append("raiser_email not on the form: taken from the sender address")
+        pm.missing = forms.missing_fields(pm.fields)
+        return
+    pm.kind = "unrelated"
+
+
+def _copy_headers(m: Mail, pm: ParsedMessage) -> None:
+    pm.message_id = m.message_id
+    pm.in_reply_to = m.in_reply_to
+    pm.references = list(m.references)
+    pm.subject = m.subject
+    pm.from_addr = m.from_addr
+    pm.from_name = m.from_name
+    pm.to = list(m.to)
+    pm.cc = list(m.cc)
+    pm.reply_to = list(m.reply_to)
+    pm.date = m.date
+    pm.return_path = m.return_path
+
+
+def _collect_warnings(m: Mail, pm: ParsedMessage) -> None:
+    for w in m.warnings:
+        if w not in pm.warnings:
+            pm.warnings.append(w)
+    for f in m.forwards:
+        _collect_warnings(f, pm)
+
+
+def _defect_warnings(msg) -> list[str]:
+    names: list[str] = []
+    for part in msg.walk():
+        for d in getattr(part, "defects", []) or []:
+            n = type(d).__name__
+            if n not in names:
+                names.append(n)
+    return [f"MIME defects: {', '.join(names)}"] if names else []
+
+
+def _find_case(m: Mail, pm: ParsedMessage) -> None:
+    ref = case_from_thread(m.in_reply_to, m.references)
+    if ref:
+        pm.case_ref, pm.case_ref_source = ref, "thread"
+    tok = token_from_addresses([*m.to, *m.cc, *m.envelope_to])
+    if tok:
+        pm.reply_token = tok[0]
+        if not pm.case_ref:
+            pm.case_ref, pm.case_ref_source = tok[1], "token"
+    if not pm.case_ref:
+        ref = ref_from_subject(m.subject)
+        if ref:
+            pm.case_ref, pm.case_ref_source = ref, "subject"
+
+
+def _sources(m: Mail, out: list[tuple[str, str]]) -> None:
+    if m.text.strip():
+        out.append(("body", m.text))
+    if m.html:
+        out.append(("body", m.html_text))
+    for a in m.attachments:
+        if a.text.strip():
+            out.append((f"attachment {a.filename or a.content_type}", a.text))
+    for f in m.forwards:
+        _sources(f, out)
+
+
+def _extract_form(m: Mail) -> forms.Extraction:
+    sources: list[tuple[str, str]] = []
+    _sources(m, sources)
+    results = [(name, forms.extract_best(text)) for name, text in sources]
+    results = [r for r in results if r[1].fields or r[1].extra]
+    if not results:
+        return forms.Extraction()
+    results.sort(key=lambda r: r[1].score + (2 if r[1].marker else 0), reverse=True)
+    first_name, best = results[0]
+    out = forms.Extraction(form=best.form, fields=dict(best.fields), extra=dict(best.extra),
+                           warnings=list(best.warnings), marker=best.marker)
+    for name, ex in results[1:]:
+        forms.merge(out, ex, name, warn=name != first_name)
+    return out
+
+
+def _original_sender(m: Mail) -> str | None:
+    """The author of a forwarded form: the attached message's From, else an inline forward's."""
+    for f in m.forwards:
+        if f.from_addr:
+            return f.from_addr
+    found = _INLINE_FWD_FROM.search(m.body_text)
+    if found:
+        e = _EMAIL.search(found.group(1))
+        if e:
+            return e.group(0).lower()
+    return None

@@ -1,0 +1,142 @@
+"""Replies: which case (thread, reply token, subject), the new text, and the commands in it."""
+
+from __future__ import annotations
+
+import re
+
+from parsers.htmltext import cut_html_quote, html_to_text
+from parsers.model import Command
+
+REF = r"[A-Z][A-Z0-9]{1,9}-\d{4}-\d{4,}"
+_REF_RE = re.compile(rf"(?<![A-Za-z0-9-])({REF})(?![0-9])")
+# mailflow's own Message-IDs: <SSP-2026-0007.3f9a1c2b7d@mailflow.example>
+_OWN_MSGID = re.compile(rf"^<({REF})\.([0-9a-f]{{6,}})@[^<>@\s]+>$", re.I)
+# Reply token in a plus address: local+SSP-2026-0007.<hexsig>@domain
+_TOKEN = re.compile(rf"^[^+@\s]+\+(({REF})\.([0-9a-fA-F]{{6,}}))@", re.I)
+
+KNOWN_COMMANDS = ("resolved", "escalate", "confirmed", "extend", "urgent", "withdraw", "note")
+_NEEDS_TEXT = {"resolved": "an agreed outcome", "escalate": "a reason", "withdraw": "a reason",
+               "note": "text"}
+_CMD_LINE = re.compile(r"^[ \t]*#([A-Za-z][A-Za-z_-]*)\b[:\s]*(.*)$")
+
+
+def ref_from_msgid(msgid: str | None) -> str | None:
+    if not msgid:
+        return None
+    m = _OWN_MSGID.match(msgid.strip())
+    return m.group(1).upper() if m else None
+
+
+def case_from_thread(in_reply_to: str | None, references: list[str]) -> str | None:
+    """The case of the mailflow message this one answers (In-Reply-To, then newest Reference)."""
+    for msgid in [in_reply_to, *reversed(references)]:
+        ref = ref_from_msgid(msgid)
+        if ref:
+            return ref
+    return None
+
+
+def token_from_addresses(addresses: list[str]) -> tuple[str, str] | None:
+    """(token, case_ref) from the first plus-address carrying one; the engine checks the MAC."""
+    for addr in addresses:
+        m = _TOKEN.match(addr.strip())
+        if m:
+            return m.group(2).upper() + "." + m.group(3).lower(), m.group(2).upper()
+    return None
+
+
+def ref_from_subject(subject: str) -> str | None:
+    m = _REF_RE.search(subject or "")
+    return m.group(1) if m else None
+
+
+# --- new text ----------------------------------------------------------------------------------
+
+_ORIGINAL_MARKERS = re.compile(
+    r"^\s*(?:-{2,}\s*(?:Original Message|Forwarded message|Ursprüngliche Nachricht)\s*-{2,}"
+    r"|_{10,}|Begin forwarded message:"
+    r"|On .{4,200}wrote:\s*$"
+    r"|From:\s.+$(?=\n\s*(?:Sent|Date):))",
+    re.I | re.M,
+)
+
+
+def new_text_of(text: str, html: str) -> tuple[str, list[str]]:
+    """The reply's own text (quotes, history and signature removed) and any warnings."""
+    warnings: list[str] = []
+    if text.strip():
+        return _strip_text(text), warnings
+    if html.strip():
+        cut, found = cut_html_quote(html)
+        rendered = html_to_text(cut)
+        return _strip_text(rendered) if not found else _drop_quoted_lines(rendered), warnings
+    return "", warnings
+
+
+def _drop_quoted_lines(text: str) -> str:
+    return "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith(">")).strip()
+
+
+def _strip_text(text: str) -> str:
+    text = text.replace("\r\n", "\n")
+    try:
+        from mailparser_reply import EmailReplyParser
+
+        mail = EmailReplyParser(languages=["en", "de", "fr"]).read(text)
+        first = mail.replies[0] if mail.replies else None
+        new = first.body if first is not None else text
+        # The library keeps the header line of a leading quote; a reply that is only quote is empty.
+        if first is not None and first.headers and not mail.replies[0].content.strip():
+            new = ""
+    except Exception:  # noqa: BLE001 - fall back to the simple cut below
+        new = text
+    m = _ORIGINAL_MARKERS.search(new)
+    if m:
+        new = new[: m.start()]
+    return _drop_quoted_lines(new)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+def extract_commands(new_text: str) -> tuple[list[Command], list[str]]:
+    """Commands at the start of a line; a command's text runs on until a blank line or the next.
+
+    Unknown commands are ignored with a warning; `#extend` needs a number of days first.
+    """
+    commands: list[Command] = []
+    warnings: list[str] = []
+    current: Command | None = None
+    for line in new_text.splitlines():
+        m = _CMD_LINE.match(line)
+        if m:
+            name = m.group(1).lower()
+            text = m.group(2).strip()
+            current = None
+            if name not in KNOWN_COMMANDS:
+                warnings.append(f"unknown command #{name} ignored")
+                continue
+            current = Command(name=name, text=text)
+            commands.append(current)
+            continue
+        if not line.strip():
+            current = None
+        elif current is not None and current.name in _NEEDS_TEXT:
+            current.text = (current.text + "\n" + line.strip()).strip()
+    kept: list[Command] = []
+    for c in commands:
+        if c.name == "extend":
+            m = re.match(r"^(\d{1,3})\b\s*(?:working\s+days?|days?)?\s*[:,\-–]?\s*(.*)$", c.text,
+                         re.I | re.S)
+            if not m or int(m.group(1)) == 0:
+                warnings.append("#extend needs a number of working days first; ignored")
+                continue
+            c.text = f"{int(m.group(1))} {m.group(2).strip()}".strip()
+        elif c.name in _NEEDS_TEXT and not c.text:
+            warnings.append(f"#{c.name} without {_NEEDS_TEXT[c.name]}")
+        kept.append(c)
+    names = {c.name for c in kept}
+    if "resolved" in names and "escalate" in names:
+        warnings.append("both #resolved and #escalate given")
+    if "withdraw" in names and len(names) > 1:
+        warnings.append("#withdraw given with other commands")
+    return kept, warnings
