@@ -11,7 +11,7 @@ from parsers.authresults import parse_auth_results
 from parsers.classify import classify_automated
 from parsers.errors import LimitExceeded
 from parsers.message import Mail, normalise, parse_bytes
-from parsers.model import Command, ParsedMessage, ParseLimits
+from parsers.model import ParsedMessage, ParseLimits
 from parsers.replies import (
     case_from_thread,
     extract_commands,
@@ -101,8 +101,6 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
         pm.warnings.extend(warns)
         pm.commands, cwarns = extract_commands(new_text)
         pm.warnings.extend(cwarns)
-        if not pm.commands:
-            pm.commands = [Command(name="note", text=new_text)]
         ex = forms.extract_best(new_text)
         pm.fields = ex.fields
         pm.extra_fields = ex.extra

@@ -125,12 +125,13 @@ def extract_commands(new_text: str) -> tuple[list[Command], list[str]]:
     kept: list[Command] = []
     for c in commands:
         if c.name == "extend":
-            m = re.match(r"^(\d{1,3})\b\s*(?:working\s+days?|days?)?\s*[:,\-–]?\s*(.*)$", c.text,
+            m = re.match(r"^(\d{1,2})\b\s*(?:working\s+days?|days?)?\s*[:,\-–]?\s*(.*)$", c.text,
                          re.I | re.S)
-            if not m or int(m.group(1)) == 0:
-                warnings.append("#extend needs a number of working days first; ignored")
-                continue
-            c.text = f"{int(m.group(1))} {m.group(2).strip()}".strip()
+            if m and int(m.group(1)) > 0:
+                c.text = f"{int(m.group(1))} {m.group(2).strip()}".strip()
+            else:
+                # Kept, so the engine can tell the sender what was wrong.
+                warnings.append("#extend needs a number of working days first")
         elif c.name in _NEEDS_TEXT and not c.text:
             warnings.append(f"#{c.name} without {_NEEDS_TEXT[c.name]}")
         kept.append(c)
