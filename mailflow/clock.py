@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -16,7 +16,7 @@ class SystemClock:
     """The wall clock; used only by the daemon and CLI entry points."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)  # clock-ok: the single wall-clock read
+        return datetime.now(UTC)  # clock-ok: the single wall-clock read
 
 
 class FixedClock:
@@ -42,10 +42,10 @@ def parse_instant(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo("Europe/London"))
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _aware(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError("Clock instants must be time-zone aware")
-    return at.astimezone(timezone.utc)
+    return at.astimezone(UTC)

@@ -1,12 +1,169 @@
-"""`mailflow cases`."""
+"""`mailflow cases list|show|escalate|resolve|note|assign|reopen`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mailflow.cli.context import CliContext
-from mailflow.errors import NotBuiltYet
+from mailflow.core.humanize import local_iso, long_instant
+from mailflow.db.models import Case, Event, InboundMessage, OutboxMessage
+from mailflow.db.store import find_case
+from mailflow.errors import ConfigError, MailflowError
+from mailflow.pipeline import cases
+from mailflow.pipeline.cases import Actor
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
-    raise NotBuiltYet("'cases' is not built yet")
+    command = args.cases_command
+    if command == "list":
+        return _list(args, ctx)
+    if command == "show":
+        return _show(args, ctx)
+    return _act(args, ctx)
+
+
+def _list(args: argparse.Namespace, ctx: CliContext) -> int:
+    with ctx.app.db.transaction() as s:
+        stmt = select(Case).order_by(Case.id)
+        if args.state:
+            stmt = stmt.where(Case.state == args.state)
+        rows = [_summary(ctx, c) for c in s.scalars(stmt)]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        due = f"next due {r['next_due']} ({r['next_step']})" if r["next_due"] else "nothing due"
+        print(f"{r['reference']}  {r['state']:10} stage {r['stage']}{' URGENT' if r['urgent'] else ''}  {due}")
+    if not rows:
+        print("no cases")
+    return 0
+
+
+def _summary(ctx: CliContext, c: Case) -> dict[str, Any]:
+    pending = sorted((d for d in c.deadlines if d.state == "pending" and d.action != "remind"),
+                     key=lambda d: d.due_at)
+    return {
+        "reference": c.reference, "partnership": c.partnership, "policy": c.policy, "state": c.state,
+        "stage": c.stage, "urgent": c.urgent, "opened_at": local_iso(c.opened_at),
+        "stage_started_at": local_iso(c.stage_started_at),
+        "next_due": local_iso(pending[0].due_at) if pending else None,
+        "next_step": pending[0].step if pending else None, "missing": list(c.missing),
+    }
+
+
+def _show(args: argparse.Namespace, ctx: CliContext) -> int:
+    with ctx.app.db.transaction() as s:
+        case = _case(s, args.ref)
+        story = _story(s, ctx, case)
+    if args.format == "json":
+        print(json.dumps(story, indent=2, default=str))
+        return 0
+    c = story["case"]
+    print(f"{c['reference']}  {c['state']}  Stage {c['stage']}{' URGENT' if c['urgent'] else ''}  "
+          f"(policy {c['policy']}, opened {long_instant_iso(c['opened_at'])})")
+    if c["missing"]:
+        print(f"  incomplete: missing {', '.join(c['missing'])}")
+    if story["outcome"]:
+        print(f"  outcome: {story['outcome']}")
+    print("\nStage history")
+    for h in story["stages"]:
+        print(f"  Stage {h['stage']} from {long_instant_iso(h['from'])}: {h['why']}")
+    print("\nDeadlines (why each is due when it is)")
+    for d in story["deadlines"]:
+        skipped = f"; skipped {', '.join(f'{x} {n}' for x, n in d['skipped'])}" if d["skipped"] else ""
+        print(f"  [{d['state']:9}] Stage {d['stage']} {d['step']:8} {d['action']:11} "
+              f"{long_instant_iso(d['due'])}\n      {d['rule']}{skipped}")
+    print("\nSent")
+    for m in story["sent"]:
+        print(f"  {long_instant_iso(m['created_at'])}  {m['state']:7} {m['kind']:21} to {', '.join(m['to'])}")
+    print("\nReceived")
+    for m in story["received"]:
+        print(f"  {long_instant_iso(m['received_at'])}  {m['kind'] or '?':10} from {m['sender']}  "
+              f"{m['outcome']}" + (f" ({m['reason']})" if m["reason"] else ""))
+    print("\nAudit trail")
+    for e in story["events"]:
+        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "", [], {}))
+        print(f"  {long_instant_iso(e['at'])}  {e['actor']:35} {e['action']}" + (f"  {detail}" if detail else ""))
+    return 0
+
+
+def long_instant_iso(text: str) -> str:
+    from datetime import datetime
+
+    return long_instant(datetime.fromisoformat(text))
+
+
+def _story(s: Session, ctx: CliContext, case: Case) -> dict[str, Any]:
+    events = s.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.id)).all()
+    stages = [{"stage": e.detail.get("stage", 1) if e.action == "opened" else e.detail.get("to_stage"),
+               "from": local_iso(e.at) if e.action != "escalated" else e.detail.get("clock_start", local_iso(e.at)),
+               "why": _why(e)}
+              for e in events if e.action in ("opened", "escalated", "reopened")]
+    sent = s.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id).order_by(OutboxMessage.id)).all()
+    received = s.scalars(select(InboundMessage).where(InboundMessage.case_id == case.id)
+                         .order_by(InboundMessage.id)).all()
+    return {
+        "case": {**_summary(ctx, case), "fields": case.fields},
+        "outcome": case.outcome,
+        "participants": [{"email": p.email, "role": p.role, "side": p.side, "agency": p.agency,
+                          "stage": p.stage} for p in case.participants],
+        "stages": stages,
+        "deadlines": [{"stage": d.stage, "step": d.step, "action": d.action, "due": local_iso(d.due_at),
+                       "state": d.state, "rule": d.rule, "skipped": d.skipped} for d in case.deadlines],
+        "sent": [{"kind": m.kind, "subject": m.subject, "to": m.recipients, "state": m.state,
+                  "created_at": local_iso(m.created_at),
+                  "sent_at": local_iso(m.sent_at) if m.sent_at else None, "message_id": m.message_id}
+                 for m in sent],
+        "received": [{"received_at": local_iso(m.received_at), "kind": m.kind, "sender": m.sender,
+                      "message_id": m.message_id, "outcome": m.outcome, "reason": m.reason}
+                     for m in received],
+        "events": [{"at": local_iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
+                   for e in events],
+    }
+
+
+def _why(e: Event) -> str:
+    if e.action == "opened":
+        return f"opened by {e.actor}"
+    if e.action == "reopened":
+        return f"reopened by {e.actor}: {e.detail.get('reason', '')}"
+    how = "automatically" if e.detail.get("automatic") else f"by {e.actor}"
+    return f"escalated {how}: {e.detail.get('reason', '')}"
+
+
+def _case(s: Session, ref: str) -> Case:
+    case = find_case(s, ref.upper(), lock=s.get_bind().dialect.name == "postgresql")
+    if case is None:
+        raise MailflowError(f"no case {ref}")
+    return case
+
+
+def _act(args: argparse.Namespace, ctx: CliContext) -> int:
+    app = ctx.app
+    now = ctx.clock.now()
+    actor = Actor(f"cli:{args.by}")
+    text = " ".join(getattr(args, "text", []) or [])
+    with app.db.transaction() as s:
+        case = _case(s, args.ref)
+        rt = app.runtime(case.partnership)
+        try:
+            match args.cases_command:
+                case "escalate":
+                    cases.escalate(s, rt, case, actor, now, text, clock_start=now)
+                case "resolve":
+                    cases.resolve(s, rt, case, actor, now, text)
+                case "note":
+                    cases.note(s, case, actor, now, text)
+                case "reopen":
+                    cases.reopen(s, rt, case, actor, now, text or "reopened by the business team")
+                case "assign":
+                    cases.assign(s, rt, case, actor, now, args.side, args.email)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        print(f"{case.reference}: {case.state}, Stage {case.stage}")
+    return 0

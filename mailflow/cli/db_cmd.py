@@ -1,12 +1,18 @@
-"""`mailflow db`."""
+"""`mailflow db upgrade`."""
 
 from __future__ import annotations
 
 import argparse
 
 from mailflow.cli.context import CliContext
-from mailflow.errors import NotBuiltYet
+from mailflow.db.database import Database
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
-    raise NotBuiltYet("'db' is not built yet")
+    db = Database(ctx.config.database_url)
+    try:
+        db.upgrade()
+    finally:
+        db.dispose()
+    print(f"database is up to date ({db.engine.url.render_as_string(hide_password=True)})")
+    return 0

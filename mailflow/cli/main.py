@@ -136,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     module_name, func_name = HANDLERS[args.command].split(":")
     ctx = CliContext(config_path=args.config, at=getattr(args, "at", None))
     try:

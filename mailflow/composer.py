@@ -1,0 +1,54 @@
+"""Rendered text + headers -> an RFC 5322 message with mailflow's loop-safe headers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from mailflow.rendering import RenderedMail
+
+
+@dataclass(frozen=True)
+class Envelope:
+    from_addr: str
+    to: Sequence[str]
+    cc: Sequence[str] = ()
+    reply_to: str | None = None
+    message_id: str = ""
+    in_reply_to: str | None = None
+    references: Sequence[str] = field(default_factory=tuple)
+    auto_submitted: str = "auto-generated"   # "auto-replied" for acknowledgements (RFC 3834)
+    subject_prefix: str = ""                 # e.g. "[secure]" for NHSmail's encryption gateway
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for addr in [*self.to, *self.cc]:
+            seen.setdefault(addr.lower(), None)
+        return tuple(seen)
+
+
+def compose(mail: RenderedMail, env: Envelope, date: datetime) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = env.from_addr
+    msg["To"] = ", ".join(env.to)
+    if env.cc:
+        msg["Cc"] = ", ".join(env.cc)
+    if env.reply_to:
+        msg["Reply-To"] = env.reply_to
+    msg["Subject"] = f"{env.subject_prefix} {mail.subject}".strip()
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = env.message_id
+    if env.in_reply_to:
+        msg["In-Reply-To"] = env.in_reply_to
+    if env.references:
+        msg["References"] = " ".join(env.references)
+    # RFC 3834: never answered by auto-responders; not "All", which would suppress the bounces we want.
+    msg["Auto-Submitted"] = env.auto_submitted
+    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
+    msg.set_content(mail.text)
+    msg.add_alternative(mail.html, subtype="html")
+    return msg

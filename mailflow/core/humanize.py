@@ -1,0 +1,31 @@
+"""Instants as a person in the UK reads them: "Wednesday 30 December 2026, 5pm"."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+UK = ZoneInfo("Europe/London")
+
+
+def _clock_time(local: datetime) -> str:
+    hour = local.hour % 12 or 12
+    suffix = "am" if local.hour < 12 else "pm"
+    return f"{hour}{suffix}" if local.minute == 0 else f"{hour}:{local.minute:02d}{suffix}"
+
+
+def long_instant(at: datetime) -> str:
+    """Wednesday 30 December 2026, 5pm"""
+    local = at.astimezone(UK)
+    return f"{local:%A} {local.day} {local:%B %Y}, {_clock_time(local)}"
+
+
+def short_day(at: datetime) -> str:
+    """Wed 30 Dec"""
+    local = at.astimezone(UK)
+    return f"{local:%a} {local.day} {local:%b}"
+
+
+def local_iso(at: datetime) -> str:
+    """ISO 8601 with the UK offset in force then: 2026-12-30T17:00:00+00:00"""
+    return at.astimezone(UK).isoformat()

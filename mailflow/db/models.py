@@ -1,0 +1,216 @@
+"""The case store: SQLAlchemy 2.0 typed models. The database is the source of truth.
+
+Deadlines are rows with an indexed due time; the ledger makes each notice fire once per
+(case, stage, step, kind); the outbox holds every outgoing email, written in the same
+transaction as the case change that caused it; events are the append-only audit trail.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Time-zone aware UTC on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class CaseCounter(Base):
+    """The last case number issued per partnership and year: references are gap-free."""
+
+    __tablename__ = "case_counters"
+    partnership: Mapped[str] = mapped_column(String(16), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    partnership: Mapped[str] = mapped_column(String(16), index=True)   # the partnership's prefix
+    policy: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[int] = mapped_column(Integer, default=1)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)   # canonical form fields
+    missing: Mapped[list[str]] = mapped_column(JSON, default=list)       # what an incomplete form lacks
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)             # the case's clock start
+    stage_started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    participants: Mapped[list[Participant]] = relationship(back_populates="case", order_by="Participant.id")
+    deadlines: Mapped[list[Deadline]] = relationship(back_populates="case", order_by="Deadline.due_at")
+    events: Mapped[list[Event]] = relationship(back_populates="case", order_by="Event.id")
+
+
+class Participant(Base):
+    """Someone a case involves: the raiser, the other agency, and the managers at each stage."""
+
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("case_id", "email", "role", name="uq_participants_case_email_role"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    role: Mapped[str] = mapped_column(String(32))        # raiser | other | <directory tier>
+    side: Mapped[str] = mapped_column(String(16))        # raiser | other | partnership
+    agency: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    stage: Mapped[int | None] = mapped_column(Integer, nullable=True)   # the stage that brought them in
+    case: Mapped[Case] = relationship(back_populates="participants")
+
+
+class InboundMessage(Base):
+    """Every message read from a mailbox, raw bytes kept, before anything else is done with it."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        UniqueConstraint("partnership", "source_id", name="uq_inbound_source"),
+        Index("ix_inbound_message_id", "partnership", "message_id"),
+        Index("ix_inbound_sha256", "partnership", "sha256"),
+        Index("ix_inbound_sender", "partnership", "sender", "received_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partnership: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[str] = mapped_column(String(300))
+    folder: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    uid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(998), nullable=True)
+    sender: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))      # processed | quarantined | left
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True, index=True)
+
+
+class Deadline(Base):
+    """A moment the sweeper must act: a reminder, an escalation, a final alert, a confirmation chase."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (Index("ix_deadlines_due", "state", "due_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    stage: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(16))         # raise | respond | resolve | confirm
+    action: Mapped[str] = mapped_column(String(16))       # remind | escalate | final_alert | chase
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(12), default="pending")   # pending | done | cancelled
+    rule: Mapped[str] = mapped_column(Text)               # why it is due then, for a person
+    skipped: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[iso date, holiday name], ...]
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    case: Mapped[Case] = relationship(back_populates="deadlines")
+
+
+class LedgerEntry(Base):
+    """A notice that has fired. The unique key is what makes it fire exactly once."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (UniqueConstraint("case_id", "stage", "step", "kind", name="uq_ledger_notice"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    stage: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    fired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OutboxMessage(Base):
+    """An outgoing email, written with the change that caused it; drained by the sender."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_ready", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partnership: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(32))          # acknowledgement | reminder | escalation | ...
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(String(998))      # carries the case reference, never personal data
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class Event(Base):
+    """The append-only audit trail: who did what, when, and from which message."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True, index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(320))       # an email address, "system", "deadline", "cli:<who>"
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), nullable=True)
+    case: Mapped[Case | None] = relationship(back_populates="events")
+
+
+class MailboxSync(Base):
+    """Per-folder sync state of a source (UIDVALIDITY, last UID, a delta cursor) and its health."""
+
+    __tablename__ = "mailbox_sync"
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(200), primary_key=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

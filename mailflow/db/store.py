@@ -1,0 +1,86 @@
+"""Small queries shared by the pipeline, the engine and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mailflow.connectors import SyncState
+from mailflow.core.references import format_reference
+from mailflow.db.database import Database
+from mailflow.db.models import Case, CaseCounter, Event, InboundMessage, MailboxSync
+
+
+def next_reference(session: Session, prefix: str, year: int) -> str:
+    """The next gap-free reference. The counter row stays locked until the transaction ends,
+    so two workers creating cases at once on PostgreSQL queue here; a rollback returns the number."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(CaseCounter)
+        .values(partnership=prefix, year=year, last_number=1)
+        .on_conflict_do_update(
+            index_elements=[CaseCounter.partnership, CaseCounter.year],
+            set_={"last_number": CaseCounter.last_number + 1},
+        )
+        .returning(CaseCounter.last_number)
+    )
+    number = session.execute(stmt).scalar_one()
+    return format_reference(prefix, year, number)
+
+
+def find_case(session: Session, reference: str, lock: bool = False) -> Case | None:
+    stmt = select(Case).where(Case.reference == reference)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def find_duplicate(session: Session, partnership: str, source_id: str, message_id: str | None,
+                   sha256: str) -> InboundMessage | None:
+    """A message already recorded: same place in the mailbox, same Message-ID, or same bytes."""
+    conditions = [InboundMessage.source_id == source_id, InboundMessage.sha256 == sha256]
+    if message_id:
+        conditions.append(InboundMessage.message_id == message_id)
+    stmt = (select(InboundMessage)
+            .where(InboundMessage.partnership == partnership, or_(*conditions))
+            .order_by(InboundMessage.id).limit(1))
+    return session.scalars(stmt).first()
+
+
+def record_event(session: Session, at: datetime, actor: str, action: str, case: Case | None = None,
+                 inbound: InboundMessage | None = None, **detail: Any) -> Event:
+    event = Event(case=case, at=at, actor=actor, action=action, detail=detail,
+                  inbound_id=inbound.id if inbound is not None else None)
+    session.add(event)
+    return event
+
+
+class DbSyncStateStore:
+    """Sources keep their per-folder UIDVALIDITY / last UID / delta cursor in the database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def load(self, source: str, folder: str) -> SyncState | None:
+        with self.db.transaction() as s:
+            row = s.get(MailboxSync, (source, folder))
+            if row is None:
+                return None
+            return SyncState(uidvalidity=row.uidvalidity, last_uid=row.last_uid, cursor=row.cursor)
+
+    def save(self, source: str, folder: str, state: SyncState) -> None:
+        with self.db.transaction() as s:
+            row = s.get(MailboxSync, (source, folder)) or MailboxSync(source=source, folder=folder)
+            row.uidvalidity, row.last_uid, row.cursor = state.uidvalidity, state.last_uid, state.cursor
+            s.add(row)
+
+    def mark_success(self, source: str, folder: str, at: datetime) -> None:
+        with self.db.transaction() as s:
+            row = s.get(MailboxSync, (source, folder)) or MailboxSync(source=source, folder=folder, last_uid=0)
+            row.last_success_at = at
+            s.add(row)

@@ -1,0 +1,129 @@
+"""Route one parsed message to what it means for the cases: open, complete, command, note, or
+nothing (automatic mail). Runs inside the ingest transaction."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailflow.core.lifecycle import InvalidTransition, State
+from mailflow.db.models import Case, InboundMessage, OutboxMessage
+from mailflow.db.store import find_case, record_event
+from mailflow.pipeline import cases
+from mailflow.pipeline.authorise import over_rate_limit, verify_reply
+from mailflow.pipeline.cases import Actor
+from mailflow.pipeline.notices import business_team, notify
+from mailflow.sources.base import Outcome
+
+if TYPE_CHECKING:
+    from mailflow.app import PartnershipRuntime
+    from parsers import Command, ParsedMessage
+
+log = logging.getLogger(__name__)
+_EXTEND = re.compile(r"^\s*(\d{1,2})\b\s*(.*)$", re.S)
+
+
+def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inbound: InboundMessage,
+                  now: datetime) -> tuple[Outcome, str | None]:
+    inbound.sender = parsed.from_addr
+    actor = Actor(parsed.from_addr or "unknown sender", inbound, parsed.message_id)
+    if parsed.kind == "bounce":
+        return _bounce(s, rt, parsed, inbound, now), None
+    if parsed.kind == "auto_reply":
+        case = _case_of(s, rt, parsed)
+        if case is not None:
+            record_event(s, now, actor.address, "auto_reply", case=case, inbound=inbound)
+        inbound.case_id = case.id if case else None
+        return Outcome.PROCESSED, None
+    if parsed.kind == "unrelated":
+        return Outcome.LEFT, "unrelated mail"
+    if over_rate_limit(s, rt, parsed.from_addr, now):
+        return Outcome.QUARANTINED, "too many messages from this sender in the last hour"
+    if parsed.kind == "form":
+        case = cases.open_case(s, rt, parsed, actor, now)
+        inbound.case_id = case.id
+        log.info("inbound #%s opened %s", inbound.id, case.reference)
+        return Outcome.PROCESSED, None
+    case = _case_of(s, rt, parsed)
+    if case is None:
+        return Outcome.QUARANTINED, f"a reply about {parsed.case_ref or 'no case'}, which is not a case here"
+    inbound.case_id = case.id
+    verdict = verify_reply(s, rt, parsed, case, now)
+    if not verdict.trusted:
+        cases.note(s, case, actor, now, parsed.new_text, verified=False)
+        record_event(s, now, actor.address, "unverified_reply", case=case, inbound=inbound,
+                     reasons=verdict.reasons, commands=[c.name for c in parsed.commands])
+        if not parsed.automated:
+            notify(s, rt, case, "unverified_reply", now, to=business_team(rt), sender=actor.address,
+                   reasons=verdict.reasons, commands=parsed.commands)
+        return Outcome.PROCESSED, "unverified: " + "; ".join(verdict.reasons)
+    if case.state == State.INCOMPLETE and parsed.fields:
+        cases.complete_case(s, rt, case, parsed.fields, actor, now)
+    if not parsed.commands and case.state != State.INCOMPLETE:
+        cases.note(s, case, actor, now, parsed.new_text)
+    for command in parsed.commands:
+        _command(s, rt, case, command, actor, now)
+    return Outcome.PROCESSED, None
+
+
+def _command(s: Session, rt: PartnershipRuntime, case: Case, command: Command, actor: Actor,
+             now: datetime) -> None:
+    text = command.text.strip()
+    try:
+        match command.name:
+            case "resolved":
+                cases.resolve(s, rt, case, actor, now, text or "(no outcome given)")
+            case "escalate":
+                cases.escalate(s, rt, case, actor, now, text or "escalated by reply", clock_start=now)
+            case "confirmed":
+                cases.confirm(s, rt, case, actor, now)
+            case "extend":
+                m = _EXTEND.match(text)
+                if m is None:
+                    raise InvalidTransition("#extend needs a number of working days, e.g. '#extend 3 awaiting records'")
+                cases.extend(s, rt, case, actor, now, int(m.group(1)), m.group(2).strip() or "no reason given")
+            case "urgent":
+                cases.mark_urgent(s, rt, case, actor, now)
+            case "withdraw":
+                cases.withdraw(s, rt, case, actor, now, text or "no reason given")
+            case "note":
+                cases.note(s, case, actor, now, text)
+            case _:
+                record_event(s, now, actor.address, "unknown_command", case=case, command=command.name)
+    except InvalidTransition as exc:
+        record_event(s, now, actor.address, "command_refused", case=case, command=command.name, why=str(exc))
+        notify(s, rt, case, "case_update", now, to=[actor.address], change=f"#{command.name} not applied",
+               detail=str(exc), by=actor.address, in_reply_to=actor.message_id)
+
+
+def _case_of(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage) -> Case | None:
+    if not parsed.case_ref or not parsed.case_ref.startswith(rt.prefix + "-"):
+        return None
+    return find_case(s, parsed.case_ref)
+
+
+def _bounce(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inbound: InboundMessage,
+            now: datetime) -> Outcome:
+    """A delivery failure: tie it to the outbox row it answers and tell the business team."""
+    row = None
+    if parsed.bounced_message_id:
+        row = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.message_id == parsed.bounced_message_id)).first()
+    if row is None:
+        record_event(s, now, "system", "bounce_unmatched", inbound=inbound)
+        return Outcome.PROCESSED
+    row.state = "bounced"
+    row.last_error = f"bounced for {', '.join(parsed.bounced_recipients) or 'a recipient'}"
+    case = s.get(Case, row.case_id) if row.case_id else None
+    inbound.case_id = row.case_id
+    record_event(s, now, "system", "bounced", case=case, inbound=inbound, outbox_id=row.id,
+                 recipients=parsed.bounced_recipients)
+    if case is not None and row.kind != "delivery_failure":
+        notify(s, rt, case, "delivery_failure", now, to=business_team(rt), failed_kind=row.kind,
+               recipients=parsed.bounced_recipients, error=row.last_error)
+    return Outcome.PROCESSED

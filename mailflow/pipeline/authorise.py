@@ -1,0 +1,91 @@
+"""Who may move a case by email. A command changes a case only when every check passes:
+
+1. the reply is tied to the case: it answers a message mailflow sent for this case (thread),
+   or carries this case's signed reply token; a subject tag alone is not enough;
+2. its sender is a participant, a directory contact at the case's current stage, or the business team;
+3. the receiving server's Authentication-Results shows no SPF/DKIM/DMARC (or compauth) failure;
+4. it is not automated (out-of-office, bulk, bounce);
+5. its sender is under the per-sender rate limit.
+Anything else is kept as an unverified note and the business team is told.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailflow.core.references import verify_token
+from mailflow.db.models import Case, InboundMessage, OutboxMessage
+from mailflow.pipeline.notices import business_team, tier_people
+
+if TYPE_CHECKING:
+    from mailflow.app import PartnershipRuntime
+    from parsers import ParsedMessage
+
+_FAILING = {"fail", "softfail", "permerror"}
+
+
+@dataclass
+class Verdict:
+    reasons: list[str] = field(default_factory=list)
+    tied_by: str | None = None
+
+    @property
+    def trusted(self) -> bool:
+        return not self.reasons
+
+
+def tied_by(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, case: Case) -> str | None:
+    """"thread" or "token" when the reply provably belongs to this case, else None."""
+    refs = [r for r in [parsed.in_reply_to, *parsed.references] if r]
+    if refs:
+        hit = s.scalar(select(func.count()).select_from(OutboxMessage)
+                       .where(OutboxMessage.case_id == case.id, OutboxMessage.message_id.in_(refs)))
+        if hit:
+            return "thread"
+    if parsed.reply_token and verify_token(parsed.reply_token, rt.app.secret_key) == case.reference:
+        return "token"
+    return None
+
+
+def sender_allowed(rt: PartnershipRuntime, case: Case, sender: str | None) -> bool:
+    if not sender:
+        return False
+    sender = sender.lower()
+    allowed = {p.email.lower() for p in case.participants}
+    allowed |= {a.lower() for a in tier_people(rt, case, case.stage)}
+    allowed |= {a.lower() for a in business_team(rt)}
+    return sender in allowed
+
+
+def over_rate_limit(s: Session, rt: PartnershipRuntime, sender: str | None, now: datetime) -> bool:
+    if not sender:
+        return False
+    count = s.scalar(select(func.count()).select_from(InboundMessage).where(
+        InboundMessage.partnership == rt.prefix, func.lower(InboundMessage.sender) == sender.lower(),
+        InboundMessage.received_at > now - timedelta(hours=1)))
+    return (count or 0) > rt.app.config.daemon.sender_messages_per_hour
+
+
+def verify_reply(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, case: Case,
+                 now: datetime) -> Verdict:
+    verdict = Verdict(tied_by=tied_by(s, rt, parsed, case))
+    if verdict.tied_by is None:
+        verdict.reasons.append("not tied to the case: it answers no message mailflow sent for it and "
+                               "carries no valid reply token (a subject tag alone is not enough)")
+    if not sender_allowed(rt, case, parsed.from_addr):
+        verdict.reasons.append("the sender is not a participant, a contact at the current stage or "
+                               "the business team")
+    failed = [f"{k}={v}" for k, v in parsed.auth.items()
+              if k in ("spf", "dkim", "dmarc", "compauth") and v.lower() in _FAILING]
+    if failed:
+        verdict.reasons.append("sender authentication failed (" + ", ".join(failed) + ")")
+    if parsed.automated:
+        verdict.reasons.append("an automatic message (auto-reply, bulk or list mail)")
+    if over_rate_limit(s, rt, parsed.from_addr, now):
+        verdict.reasons.append("too many messages from this sender in the last hour")
+    return verdict

@@ -1,0 +1,303 @@
+"""What can happen to a case, each in the caller's transaction: the state change, its audit
+event, its deadline rows and the notices it causes commit together or not at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from mailflow.core.lifecycle import State, next_state
+from mailflow.db.models import Case, Deadline, Event, InboundMessage
+from mailflow.db.store import next_reference, record_event
+from mailflow.pipeline.deadlines import cancel_pending, schedule_confirmation, schedule_stage
+from mailflow.pipeline.notices import (
+    add_participants,
+    agencies_of,
+    business_team,
+    notify,
+    raisers,
+    role_addresses,
+    tier_people,
+)
+from parsers.forms import missing_fields
+
+if TYPE_CHECKING:
+    from mailflow.app import PartnershipRuntime
+    from parsers import ParsedMessage
+
+UK = ZoneInfo("Europe/London")
+DEFAULT_MAX_EXTENSION_DAYS = 5  # local default where a policy sets no limit on #extend
+
+# How the incomplete-form request names what is missing: labels the form parser reads back.
+MISSING_LABELS = {
+    "adult_name": "Name of adult", "raiser_name": "Your name", "raiser_agency": "Your agency",
+    "raiser_email": "Your email", "others_involved": "Other agency",
+    "disagreement_summary": "Brief details of the professional disagreement",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change: an email sender, a deadline, the CLI, or the system."""
+
+    address: str
+    inbound: InboundMessage | None = None
+    message_id: str | None = None   # the message to thread replies under
+
+
+def _event(s: Session, case: Case, actor: Actor, action: str, now: datetime, **detail: Any) -> Event:
+    return record_event(s, now, actor.address, action, case=case, inbound=actor.inbound, **detail)
+
+
+def _transition(case: Case, trigger: str) -> None:
+    case.state = next_state(case.state, trigger).value
+
+
+# ---------------------------------------------------------------------------- opening
+
+def open_case(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, actor: Actor,
+              now: datetime) -> Case:
+    """A new escalation form: an open case at the stage it names, or an incomplete draft."""
+    fields = dict(parsed.fields)
+    stage = fields.get("stage") if isinstance(fields.get("stage"), int) else 1
+    stage = min(max(int(stage), 1), rt.policy.last_stage)
+    case = Case(
+        reference=next_reference(s, rt.prefix, now.astimezone(UK).year), partnership=rt.prefix,
+        policy=rt.policy.name, state=(State.INCOMPLETE if parsed.missing else State.OPEN).value,
+        stage=stage, urgent=bool(fields.get("adult_at_risk")), fields=fields,
+        missing=list(parsed.missing), opened_at=now, stage_started_at=now, updated_at=now,
+    )
+    s.add(case)
+    raiser = fields.get("raiser_email") or parsed.from_addr
+    if raiser:
+        add_participants(s, case, [raiser], "raiser", "raiser", None, fields.get("raiser_agency"))
+    if parsed.from_addr and raiser and parsed.from_addr.lower() != raiser.lower():
+        add_participants(s, case, [parsed.from_addr], "submitter", "raiser", None, fields.get("raiser_agency"))
+    for other in fields.get("others_involved") or []:
+        if isinstance(other, dict) and other.get("email"):
+            add_participants(s, case, [other["email"]], "other", "other", None, other.get("agency"))
+    s.flush()
+    _event(s, case, actor, "opened", now, state=case.state, stage=case.stage, urgent=case.urgent,
+           missing=case.missing)
+    if case.state == State.INCOMPLETE:
+        _ask_for_missing(s, rt, case, actor, now)
+    else:
+        _start(s, rt, case, actor, now, acknowledge=True)
+    return case
+
+
+def complete_case(s: Session, rt: PartnershipRuntime, case: Case, fields: dict[str, Any],
+                  actor: Actor, now: datetime) -> None:
+    """The sender's reply adds missing details; the case opens when nothing is missing."""
+    case.fields = {**case.fields, **{k: v for k, v in fields.items() if v not in (None, "", [])}}
+    case.missing = missing_fields(case.fields)
+    case.updated_at = now
+    _event(s, case, actor, "details_added", now, added=sorted(fields), still_missing=case.missing)
+    if case.missing:
+        _ask_for_missing(s, rt, case, actor, now)
+        return
+    _transition(case, "complete")
+    case.opened_at = case.stage_started_at = now
+    case.urgent = case.urgent or bool(case.fields.get("adult_at_risk"))
+    for other in case.fields.get("others_involved") or []:
+        if isinstance(other, dict) and other.get("email"):
+            add_participants(s, case, [other["email"]], "other", "other", None, other.get("agency"))
+    _start(s, rt, case, actor, now, acknowledge=True)
+
+
+def _ask_for_missing(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime) -> None:
+    missing = [{"name": m, "label": MISSING_LABELS.get(m, m.replace("_", " ").capitalize())}
+               for m in case.missing]
+    notify(s, rt, case, "incomplete_form", now, to=raisers(case) or [actor.address],
+           in_reply_to=actor.message_id, auto_submitted="auto-replied", missing=missing)
+
+
+def _start(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime,
+           acknowledge: bool = False, previous_stage: int | None = None, reason: str | None = None,
+           automatic: bool = False) -> None:
+    """A stage begins: its deadlines, its people, and the notices the policy asks for."""
+    schedule_stage(s, rt.policy, case, now)
+    stage = rt.policy.stage(case.stage)
+    people = tier_people(rt, case, case.stage)
+    add_participants(s, case, people, stage.tier, "other", case.stage)
+    if acknowledge:
+        notify(s, rt, case, "acknowledgement", now, to=raisers(case) or [actor.address],
+               in_reply_to=actor.message_id, auto_submitted="auto-replied")
+    previous = tier_people(rt, case, previous_stage) if previous_stage else []
+    if people:
+        notify(s, rt, case, "escalation", now, to=people, cc=[*raisers(case), *previous],
+               previous_stage=previous_stage, reason=reason, automatic=automatic)
+    else:
+        _ask_business_team_to_route(s, rt, case, now, f"no {stage.tier} contact for the case's agencies")
+    roles = stage.recipients("stage_start", _agency_kind(rt, case))
+    if "business_team" in roles:
+        notify(s, rt, case, "business_copy", now, to=business_team(rt),
+               previous_stage=previous_stage, reason=reason, automatic=automatic)
+    for role in roles:
+        if role != "business_team":
+            _tell_role(s, rt, case, role, now, "stage_start")
+
+
+def _agency_kind(rt: PartnershipRuntime, case: Case) -> str | None:
+    kinds = {a.kind for a in agencies_of(rt, case)}
+    return next(iter(sorted(kinds)), None) if len(kinds) == 1 else ("*" if kinds else None)
+
+
+def _tell_role(s: Session, rt: PartnershipRuntime, case: Case, role: str, now: datetime, when: str) -> None:
+    """A named role the policy says must hear (e.g. a Director of Social Work before Stage 3)."""
+    stage = rt.policy.stage(case.stage)
+    label = next((n.label for n in stage.notify if n.role == role), role.replace("_", " "))
+    addresses = role_addresses(rt, case, role)
+    if addresses:
+        notify(s, rt, case, "role_notice", now, to=addresses, role_label=label, when=when)
+    else:
+        _ask_business_team_to_route(s, rt, case, now, f"nobody in the directory holds the role '{label}'")
+
+
+def _ask_business_team_to_route(s: Session, rt: PartnershipRuntime, case: Case, now: datetime,
+                                problem: str) -> None:
+    record_event(s, now, "system", "needs_routing", case=case, problem=problem)
+    notify(s, rt, case, "routing_request", now, to=business_team(rt), problem=problem)
+
+
+# ---------------------------------------------------------------------------- moving on
+
+def escalate(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime,
+             reason: str, clock_start: datetime, automatic: bool = False) -> None:
+    """Move to the next stage; the new stage's clock starts at `clock_start` (the deadline that
+    ran out, or when a manual escalation was received). At the last stage: the final action."""
+    if case.stage >= rt.policy.last_stage:
+        final_alert(s, rt, case, actor, now, reason)
+        return
+    _transition(case, "escalate")
+    agency_kind = _agency_kind(rt, case)
+    for role in rt.policy.stage(case.stage).recipients("before_next_stage", agency_kind):
+        _tell_role(s, rt, case, role, now, "before_next_stage")
+    previous = case.stage
+    case.stage, case.stage_started_at, case.updated_at = previous + 1, clock_start, now
+    case.resolved_at, case.outcome = None, None
+    _event(s, case, actor, "escalated", now, from_stage=previous, to_stage=case.stage, reason=reason,
+           automatic=automatic, clock_start=clock_start.isoformat())
+    _start(s, rt, case, actor, now, previous_stage=previous, reason=reason, automatic=automatic)
+
+
+def final_alert(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime,
+                reason: str) -> None:
+    chair = role_addresses(rt, case, "chair")
+    _event(s, case, actor, "final_alert", now, reason=reason)
+    notify(s, rt, case, "final_alert", now, to=[*business_team(rt), *chair], cc=tier_people(rt, case, case.stage),
+           reason=reason)
+
+
+def resolve(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime, outcome: str) -> None:
+    _transition(case, "resolve")
+    case.resolved_at, case.outcome, case.updated_at = now, outcome, now
+    _event(s, case, actor, "resolved", now, outcome=outcome, stage=case.stage)
+    schedule_confirmation(s, rt.policy, case, now)
+    cc = business_team(rt) if rt.policy.stage(case.stage).copy_business_team else []
+    notify(s, rt, case, "confirmation_request", now, to=_everyone_at_stage(rt, case), cc=cc,
+           in_reply_to=actor.message_id, late=False)
+
+
+def confirm(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime) -> None:
+    _transition(case, "confirm")
+    case.closed_at, case.updated_at = now, now
+    cancel_pending(s, case, now)
+    _event(s, case, actor, "confirmed", now, stage=case.stage)
+    cc = business_team(rt) if rt.policy.stage(case.stage).copy_business_team else []
+    notify(s, rt, case, "confirmation_receipt", now, to=_everyone(case), cc=cc, in_reply_to=actor.message_id)
+
+
+def withdraw(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime, reason: str) -> None:
+    _transition(case, "withdraw")
+    case.closed_at, case.updated_at = now, now
+    cancel_pending(s, case, now)
+    _event(s, case, actor, "withdrawn", now, reason=reason)
+    notify(s, rt, case, "case_update", now, to=_everyone(case), cc=business_team(rt),
+           change="withdrawn", detail=reason, by=actor.address)
+
+
+def reopen(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime, reason: str) -> None:
+    _transition(case, "reopen")
+    case.closed_at, case.resolved_at, case.outcome = None, None, None
+    case.stage_started_at, case.updated_at = now, now
+    _event(s, case, actor, "reopened", now, reason=reason, stage=case.stage)
+    _start(s, rt, case, actor, now, reason=reason)
+
+
+def mark_urgent(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime) -> None:
+    _transition(case, "urgent")
+    if case.urgent:
+        _event(s, case, actor, "note", now, text="#urgent (the case was already urgent)")
+        return
+    case.urgent, case.updated_at = True, now
+    _event(s, case, actor, "marked_urgent", now, stage=case.stage)
+    if case.state == State.OPEN:
+        schedule_stage(s, rt.policy, case, now)   # the urgent timescales, from the stage's start
+    elif case.state == State.RESOLVED:
+        schedule_confirmation(s, rt.policy, case, now)
+    notify(s, rt, case, "case_update", now, to=_everyone_at_stage(rt, case), cc=business_team(rt),
+           change="marked urgent", detail="The policy's urgent timescales now apply.", by=actor.address)
+
+
+def extend(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime, days: int,
+           reason: str) -> bool:
+    """Move the current stage's deadlines by `days` working days, within what the policy allows."""
+    _transition(case, "extend")
+    limit = getattr(rt.policy, "max_extension_days", None)
+    limit = DEFAULT_MAX_EXTENSION_DAYS if limit is None else limit
+    used = sum(int(e.detail.get("days", 0)) for e in case.events
+               if e.action == "extended" and e.detail.get("stage") == case.stage)
+    allowed = max(0, min(days, limit - used))
+    if days <= 0 or allowed < days:
+        detail = (f"Asked for {days} working day(s); the policy allows at most {limit} per stage and "
+                  f"{used} already granted at Stage {case.stage}. No change.")
+        _event(s, case, actor, "extension_refused", now, asked=days, limit=limit, used=used, reason=reason)
+        notify(s, rt, case, "case_update", now, to=[actor.address], change="extension refused",
+               detail=detail, by=actor.address, in_reply_to=actor.message_id)
+        return False
+    cal = rt.policy.calendar
+    pending = [d for d in case.deadlines if d.state == "pending" and d.action != "remind"]
+    cancel_pending(s, case, now)
+    for d in pending:
+        moved = cal.add_working_days(d.due_at, days)
+        row = Deadline(case=case, stage=d.stage, step=d.step, action=d.action, due_at=moved.at,
+                       rule=f"{d.rule}; extended by {days} working day(s) ({reason})", created_at=now,
+                       skipped=list(d.skipped) + [[x.isoformat(), n] for x, n in moved.skipped])
+        s.add(row)
+        remind_at = cal.working_days_before(moved.at, rt.policy.reminder_days_before)
+        if rt.policy.reminder_days_before and now < remind_at < moved.at:
+            s.add(Deadline(case=case, stage=d.stage, step=d.step, action="remind", due_at=remind_at,
+                           created_at=now, skipped=[], rule="reminder before the extended deadline"))
+    case.updated_at = now
+    _event(s, case, actor, "extended", now, days=days, stage=case.stage, reason=reason, limit=limit)
+    s.flush()
+    s.expire(case, ["deadlines"])
+    notify(s, rt, case, "case_update", now, to=_everyone_at_stage(rt, case), cc=business_team(rt),
+           change=f"extended by {days} working day(s)", detail=reason, by=actor.address,
+           in_reply_to=actor.message_id)
+    return True
+
+
+def note(s: Session, case: Case, actor: Actor, now: datetime, text: str, verified: bool = True) -> None:
+    _event(s, case, actor, "note" if verified else "unverified_note", now, text=text[:4000])
+
+
+def assign(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime, side: str,
+           email: str) -> None:
+    _transition(case, "assign")
+    role = "raiser" if side == "raiser" else rt.policy.stage(case.stage).tier
+    add_participants(s, case, [email], role, side, None if side == "raiser" else case.stage)
+    _event(s, case, actor, "assigned", now, side=side, email=email)
+
+
+def _everyone_at_stage(rt: PartnershipRuntime, case: Case) -> list[str]:
+    return list(dict.fromkeys([*tier_people(rt, case, case.stage), *raisers(case)]))
+
+
+def _everyone(case: Case) -> list[str]:
+    return list(dict.fromkeys(p.email for p in case.participants))

@@ -1,0 +1,74 @@
+"""Turn a policy's deadline specs into deadline rows (the sweeper's work list) for a case."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from mailflow.core.deadlines import DeadlineSpec, confirm_deadline, final_deadline, stage_deadlines
+from mailflow.core.policy import Policy
+from mailflow.db.models import Case, Deadline
+
+
+def action_for(spec: DeadlineSpec, policy: Policy) -> str:
+    """What the sweeper does when the spec's time runs out."""
+    if spec.step == "confirm":
+        return "chase"
+    if spec.step == "final":
+        return "final_alert"
+    if spec.escalates:
+        return "final_alert" if spec.stage == policy.last_stage else "escalate"
+    return "overdue"
+
+
+def specs_for_stage(policy: Policy, case: Case) -> list[DeadlineSpec]:
+    specs = stage_deadlines(policy, case.stage, case.stage_started_at, case.opened_at, case.urgent)
+    if case.stage == policy.last_stage:
+        escalating = next((d for d in specs if d.escalates), None)
+        final = final_deadline(policy, case.stage_started_at, escalating.due if escalating else None,
+                               case.urgent)
+        specs = [d for d in specs if not d.escalates] + [final]
+    return specs
+
+
+def write_specs(s: Session, policy: Policy, case: Case, specs: list[DeadlineSpec], now: datetime,
+                shift: timedelta | None = None) -> list[Deadline]:
+    """One row per deadline, plus a reminder row before each (at the start of a working day)."""
+    rows = []
+    cal = policy.calendar
+    for spec in specs:
+        due = spec.due + (shift or timedelta())
+        rows.append(Deadline(case=case, stage=spec.stage, step=spec.step, action=action_for(spec, policy),
+                             due_at=due, rule=spec.rule, created_at=now,
+                             skipped=[[d.isoformat(), name] for d, name in spec.skipped]))
+        if policy.reminder_days_before > 0 and spec.step != "final":
+            remind_at = cal.working_days_before(due, policy.reminder_days_before)
+            if now < remind_at < due:
+                rows.append(Deadline(
+                    case=case, stage=spec.stage, step=spec.step, action="remind", due_at=remind_at,
+                    created_at=now, skipped=[],
+                    rule=f"reminder {policy.reminder_days_before} working day(s) before the {spec.step} "
+                         f"deadline, at the start of the working day ({cal.opens:%H:%M})"))
+    s.add_all(rows)
+    return rows
+
+
+def schedule_stage(s: Session, policy: Policy, case: Case, now: datetime) -> list[Deadline]:
+    cancel_pending(s, case, now)
+    return write_specs(s, policy, case, specs_for_stage(policy, case), now)
+
+
+def schedule_confirmation(s: Session, policy: Policy, case: Case, now: datetime) -> list[Deadline]:
+    cancel_pending(s, case, now)
+    assert case.resolved_at is not None
+    spec = confirm_deadline(policy, case.stage, case.resolved_at, case.urgent)
+    return write_specs(s, policy, case, [spec], now) if spec else []
+
+
+def cancel_pending(s: Session, case: Case, now: datetime) -> None:
+    s.flush()
+    s.execute(update(Deadline).where(Deadline.case_id == case.id, Deadline.state == "pending")
+              .values(state="cancelled", done_at=now))
+    s.expire(case, ["deadlines"])

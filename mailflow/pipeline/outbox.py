@@ -1,0 +1,69 @@
+"""Queue an email: render it, compose it, and add it to the outbox in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailflow.composer import Envelope, compose
+from mailflow.core.references import new_message_id, plus_address, sign_token
+from mailflow.db.models import Case, OutboxMessage
+
+if TYPE_CHECKING:
+    from mailflow.app import PartnershipRuntime
+
+
+def queue_mail(session: Session, rt: PartnershipRuntime, *, kind: str, to: Sequence[str],
+               context: Mapping[str, Any], now: datetime, case: Case | None = None,
+               cc: Sequence[str] = (), in_reply_to: str | None = None,
+               auto_submitted: str = "auto-generated") -> OutboxMessage | None:
+    """Add one message to the outbox; None when it has nobody to go to."""
+    to = _unique(to)
+    cc = [a for a in _unique(cc) if a.lower() not in {t.lower() for t in to}]
+    if not to and not cc:
+        return None
+    partnership = rt.config
+    reference = case.reference if case is not None else None
+    message_id = new_message_id(reference, rt.app.config.message_id_domain)
+    references: list[str] = []
+    reply_to = None
+    if case is not None:
+        root = _thread_root(session, case)
+        references = [r for r in (root, in_reply_to) if r]
+        reply_to = plus_address(partnership.address, sign_token(case.reference, rt.app.secret_key))
+    rendered = rt.renderer.render(kind, {"partnership": partnership, "policy": rt.policy, **context})
+    envelope = Envelope(
+        from_addr=partnership.address, to=to, cc=cc, reply_to=reply_to, message_id=message_id,
+        in_reply_to=in_reply_to, references=tuple(dict.fromkeys(references)),
+        auto_submitted=auto_submitted, subject_prefix=partnership.subject_prefix,
+    )
+    message = compose(rendered, envelope, now)
+    row = OutboxMessage(
+        partnership=partnership.prefix, case_id=case.id if case is not None else None, kind=kind,
+        message_id=message_id, envelope_from=partnership.address, recipients=list(envelope.recipients),
+        subject=str(message["Subject"]), raw=message.as_bytes(), state="pending", attempts=0,
+        next_attempt_at=now, created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def _thread_root(session: Session, case: Case) -> str | None:
+    if case.id is None:
+        return None
+    return session.scalars(
+        select(OutboxMessage.message_id).where(OutboxMessage.case_id == case.id)
+        .order_by(OutboxMessage.id).limit(1)
+    ).first()
+
+
+def _unique(addresses: Sequence[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for a in addresses:
+        if a and a.lower() not in seen:
+            seen[a.lower()] = a
+    return list(seen.values())

@@ -1,0 +1,68 @@
+"""A local Maildir: the embedded default's mailbox.
+
+Messages waiting in `new/` are handed out; after the commit they are renamed into the
+`.Processed` or `.Quarantine` sub-folder (Maildir++), or into `cur/` when left alone.
+Rename is atomic, so a message is always in exactly one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.sources.base import InboundMail, MailboxSource, Outcome
+
+_FOLDERS = {Outcome.PROCESSED: ".Processed", Outcome.QUARANTINED: ".Quarantine"}
+
+
+def ensure_maildir(path: Path) -> None:
+    for sub in ("tmp", "new", "cur"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+
+
+class MaildirSource(MailboxSource):
+    def __init__(self, path: Path, name: str = "maildir") -> None:
+        self.path = path
+        self.name = name
+        ensure_maildir(path)
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> MaildirSource:
+        check_keys(options, {"path"}, env.where)
+        return cls(env.path(str(options.get("path", "var/mail"))), name=f"maildir:{options.get('path')}")
+
+    def fetch(self) -> Iterator[InboundMail]:
+        new = self.path / "new"
+        entries = sorted(new.iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                raw = entry.read_bytes()
+            except FileNotFoundError:  # settled by another worker meanwhile
+                continue
+            yield InboundMail(raw=raw, source_id=f"maildir:{entry.name}", folder="new")
+
+    def settle(self, mail: InboundMail, outcome: Outcome, reason: str | None = None) -> None:
+        name = mail.source_id.removeprefix("maildir:")
+        source = self.path / "new" / name
+        if outcome is Outcome.LEFT:
+            target_dir = self.path / "cur"
+        else:
+            target_dir = self.path / _FOLDERS[outcome] / "cur"
+            ensure_maildir(target_dir.parent)
+        try:
+            os.replace(source, target_dir / f"{name}:2,S")
+        except FileNotFoundError:
+            pass  # already settled (a re-run after a crash, or another worker)
+
+    def deliver(self, raw: bytes, name: str) -> Path:
+        """Drop a message into `new/` the way an MTA does (tmp, then rename)."""
+        tmp = self.path / "tmp" / name
+        tmp.write_bytes(raw)
+        target = self.path / "new" / name
+        os.replace(tmp, target)
+        return target

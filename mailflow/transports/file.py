@@ -1,0 +1,41 @@
+"""Writes each outgoing message as an `.eml` file: the embedded default's transport."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.transports.base import MailTransport, OutgoingMail
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class FileTransport(MailTransport):
+    name = "file"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> FileTransport:
+        check_keys(options, {"path"}, env.where)
+        return cls(env.path(str(options.get("path", "var/outbox"))))
+
+    def path_for(self, message_id: str) -> Path:
+        # The Message-ID carries the case reference and a nonce: no personal data in file names.
+        return self.directory / (_UNSAFE.sub("_", message_id.strip("<>")) + ".eml")
+
+    def send(self, mail: OutgoingMail) -> None:
+        target = self.path_for(mail.message_id)
+        tmp = target.with_suffix(".tmp")
+        envelope = f"X-Envelope-From: {mail.envelope_from}\nX-Envelope-To: {', '.join(mail.recipients)}\n"
+        tmp.write_bytes(envelope.encode() + mail.raw)
+        os.replace(tmp, target)
+
+    def already_sent(self, message_id: str) -> bool | None:
+        return self.path_for(message_id).exists()
