@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -123,17 +124,19 @@ class LoopbackImapServer:
         from pymap.imap import IMAPServer
 
         imap = IMAPServer(self._backend.login, self._config)
-        callback = ProxyProtocolReader(self._config.proxy_protocol).get_callback(imap)
 
-        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          sock_info: Any) -> None:
             self._writers.add(writer)
             try:
-                await callback(reader, writer)
+                await imap(reader, writer, sock_info)
             finally:
                 self._writers.discard(writer)
 
+        callback = ProxyProtocolReader(self._config.proxy_protocol).get_callback(tracked)
+
         async def start() -> asyncio.AbstractServer:
-            return await asyncio.start_server(tracked, host=HOST, port=self.port,
+            return await asyncio.start_server(callback, host=HOST, port=self.port,
                                               reuse_address=True)
 
         self._server = self._loop.run(start())
@@ -180,10 +183,15 @@ class LoopbackImapServer:
         return c
 
     def append(self, raw: bytes, folder: str = "INBOX") -> None:
+        self.append_many([raw], folder)
+
+    def append_many(self, raws: list[bytes], folder: str = "INBOX") -> None:
+        """Append over one connection (a login per message is slow on pymap)."""
         with self.client() as c:
             if not c.folder_exists(folder):
                 c.create_folder(folder)
-            c.append(folder, raw)
+            for raw in raws:
+                c.append(folder, raw)
 
     def uids(self, folder: str = "INBOX") -> list[int]:
         with self.client() as c:
@@ -568,6 +576,7 @@ service stats {{
     mode = 0666
   }}
 }}
+shutdown_clients = yes
 protocol imap {{
   imap_idle_notify_interval = 1 secs
 }}
@@ -575,8 +584,10 @@ protocol imap {{
         return conf
 
     def start(self) -> None:
+        # Its own process group, so that stop() can end every child (imap processes included).
         self._proc = subprocess.Popen([self._binary, "-F", "-c", str(self._conf)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      start_new_session=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -592,16 +603,23 @@ protocol imap {{
                 time.sleep(0.05)
         raise RuntimeError("dovecot did not start listening within 10 s")
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = False) -> None:
+        """End the server and every client connection (SIGKILL to the group unless graceful)."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
+        if proc is None:
+            return
+        if graceful and proc.poll() is None:
             proc.terminate()
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if proc is not None and proc.stderr:
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+        if proc.stderr:
             proc.stderr.close()
 
     def close(self) -> None:
@@ -609,9 +627,9 @@ protocol imap {{
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def restart(self, downtime: float = 0.0) -> None:
-        """A real restart: the process ends (connections with it), the Maildir stays."""
-        self.stop()
+    def restart(self, downtime: float = 0.0, graceful: bool = False) -> None:
+        """A real restart: the processes end (connections with them), the Maildir stays."""
+        self.stop(graceful)
         if downtime:
             time.sleep(downtime)
         self.start()
@@ -621,6 +639,7 @@ protocol imap {{
 
     client = LoopbackImapServer.client
     append = LoopbackImapServer.append
+    append_many = LoopbackImapServer.append_many
     uids = LoopbackImapServer.uids
     messages = LoopbackImapServer.messages
     recreate_folder = LoopbackImapServer.recreate_folder

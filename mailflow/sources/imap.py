@@ -468,6 +468,10 @@ class ImapSource(MailboxSource):
                 self._conn = None
                 _shutdown(conn)
                 raise ConnectionResetError("server closed the connection during IDLE")
+            if any(r[:1] == (b"BYE",) for r in responses):
+                self._conn = None
+                _shutdown(conn)
+                raise ConnectionResetError("server said BYE during IDLE")
             if _has_new(responses):
                 return True
 

@@ -58,8 +58,9 @@ def imap_server(request: pytest.FixtureRequest) -> object:
 
 def imap_source(server: object, store: MemorySyncStateStore | None = None,
                 cls: type[ImapSource] = ImapSource, **overrides: object) -> ImapSource:
-    settings = ImapSettings(host=server.host, port=server.port, username=USER,  # type: ignore[attr-defined]
-                            tls="none", timeout=5, **overrides)  # type: ignore[arg-type]
+    options: dict[str, object] = {"tls": "none", "timeout": 5, **overrides}
+    settings = ImapSettings(host=server.host, port=server.port,  # type: ignore[attr-defined]
+                            username=USER, **options)  # type: ignore[arg-type]
     return cls(settings, password=PASSWORD, state_store=store or MemorySyncStateStore())
 
 

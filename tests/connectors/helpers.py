@@ -1,0 +1,46 @@
+"""A stand-in for the pipeline: fetch, dedupe on Message-ID, 'commit', settle."""
+
+from __future__ import annotations
+
+import email
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mailflow.sources.base import InboundMail, MailboxSource, Outcome
+
+
+def message_id(raw: bytes) -> str:
+    return str(email.message_from_bytes(raw).get("Message-ID", "")).strip()
+
+
+@dataclass
+class MiniPipeline:
+    source: MailboxSource
+    decide: Callable[[InboundMail], Outcome] = lambda _m: Outcome.PROCESSED
+    committed: dict[str, int] = field(default_factory=dict)   # Message-ID -> times committed
+    settled: list[tuple[str, Outcome]] = field(default_factory=list)
+    crash_before_settle: set[str] = field(default_factory=set)
+
+    def run_once(self) -> int:
+        """One pass; returns how many messages were newly committed."""
+        new = 0
+        for mail in self.source.fetch():
+            mid = message_id(mail.raw)
+            outcome = self.decide(mail)
+            if mid not in self.committed:
+                self.committed[mid] = 1
+                new += 1
+            if mid in self.crash_before_settle:
+                self.crash_before_settle.discard(mid)
+                raise RuntimeError("crash between commit and settle")
+            self.source.settle(mail, outcome)
+            self.settled.append((mid, outcome))
+        return new
+
+
+def later(delay: float, fn: Callable[[], object]) -> threading.Timer:
+    t = threading.Timer(delay, fn)
+    t.daemon = True
+    t.start()
+    return t
