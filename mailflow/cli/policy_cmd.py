@@ -60,15 +60,18 @@ def _when(policy: Policy, instant: datetime) -> str:
     return f"{t:%a} {t.day} {t:%b %Y %H:%M} {t.tzname()}"
 
 
-def _wrap(text: str, width: int) -> list[str]:
+def _lines(cell: str | list[str], width: int) -> list[str]:
+    """A list is already one line per item; a string wraps at `width` (0: never)."""
+    if isinstance(cell, list):
+        return cell or [""]
     if not width:
-        return [text]
-    return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False) or [""]
+        return [cell]
+    return textwrap.wrap(cell, width, break_on_hyphens=False, break_long_words=False) or [""]
 
 
-def _table(headers: list[str], rows: list[list[str]], wrap: int = 0) -> str:
-    """Columns padded to width; with `wrap`, cells longer than that wrap onto extra lines."""
-    cells = [[_wrap(c, wrap) for c in row] for row in rows]
+def _table(headers: list[str], rows: list[list], wrap: int = 0) -> str:
+    """Columns padded to width; string cells longer than `wrap` wrap onto extra lines."""
+    cells = [[_lines(c, wrap) for c in row] for row in rows]
     widths = [max([len(h)] + [len(line) for row in cells for line in row[i]])
               for i, h in enumerate(headers)]
 
@@ -93,27 +96,28 @@ def _step_text(step: Step) -> str:
         return f"{step.name}: no timescale"
     origin = {"stage_start": "stage start", "case_start": "case start", "resolution": "resolution"}
     text = f"{step.name} {step.days}wd from {origin[step.counts_from]}"
+    if step.escalates:
+        text += ", escalates"
     if step.local_default:
         text += " (local default)"
-    if step.escalates:
-        text += " -> escalates"
     return text
 
 
 def _urgent_text(step: Step) -> str:
     if step.urgent_days is None or step.days is None:
-        return ""
+        return "-"
     return f"{step.name} {min(step.days, step.urgent_days)}wd" + (
         " (local default)" if step.urgent_local_default else "")
 
 
-def _copied(stage: Stage) -> str:
+def _copied(stage: Stage) -> list[str]:
     parts = ["business_team"] if stage.copy_business_team else []
     for n in stage.notify:
         when = "before next stage" if n.when == "before_next_stage" else "at start"
-        only = f", {n.only_for} only" if n.only_for else ""
-        parts.append(f"{n.role} ({when}{only})")
-    return "; ".join(parts) or "-"
+        parts.append(f"{n.role} ({when})")
+        if n.only_for:
+            parts.append(f"  only for {n.only_for}")
+    return parts or ["-"]
 
 
 def render_show(policy: Policy) -> str:
@@ -132,12 +136,12 @@ def render_show(policy: Policy) -> str:
     ]
     rows = []
     for stage in policy.stages:
-        steps = "; ".join(_step_text(st) for st in stage.steps) or "no timescale"
-        urgent = "; ".join(filter(None, (_urgent_text(st) for st in stage.steps))) or "-"
+        steps = [_step_text(st) for st in stage.steps] or ["no timescale"]
+        urgent = [_urgent_text(st) for st in stage.steps]
         rows.append([str(stage.number), stage.title, f"{stage.acting_role} [{stage.tier}]", steps,
                      urgent, _copied(stage)])
     table = _table(["STAGE", "TITLE", "WHO ACTS [TIER]", "WORKING DAYS", "URGENT",
-                    "COPIED / NOTIFIED"], rows, wrap=26)
+                    "COPIED / NOTIFIED"], rows, wrap=24)
     final = policy.final
     if final.days is None:
         when = f"when Stage {policy.last_stage}'s time runs out"
@@ -147,7 +151,7 @@ def render_show(policy: Policy) -> str:
         "",
         f"final action: {final.kind} the business team and the chair {when}"
         + (" (local default)" if final.local_default else ""),
-        "urgent: the urgent timescale applies when it is less (\"whichever is less\").",
+        "wd: working days. Urgent cases use the urgent timescale (\"whichever is less\").",
     ]
     return "\n".join([line for line in head if line != ""] + [""] + [table] + tail)
 
