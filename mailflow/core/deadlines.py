@@ -106,7 +106,8 @@ def final_deadline(policy: Policy, last_stage_start: datetime, escalating_due: d
         due = cal.add_working_days(escalating_due, 0)
         days = 0
         rule = (f"final action ({policy.final.kind} the business team and the chair) when Stage "
-                f"{stage.number}'s time runs out (received {_day(due.received)})")
+                f"{stage.number}'s time runs out, at close of business "
+                f"{cal.close_of_business:%H:%M} on {_day(due.received)}")
     else:
         days = policy.final.days
         due = cal.add_working_days(last_stage_start, days)

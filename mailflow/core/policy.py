@@ -294,6 +294,22 @@ def _final(t: _Table) -> FinalAction:
     return final
 
 
+def _check_case_start_order(top: _Table, stages: tuple[Stage, ...]) -> None:
+    """Timescales counted from the case start must grow stage by stage (Shropshire: 2, 4, 5, 7,
+    9), or a stage reached on time would already be out of time."""
+    for before, after in zip(stages, stages[1:], strict=False):
+        a, b = before.escalating_step, after.escalating_step
+        if a is None or b is None or not a.counts_from == b.counts_from == "case_start":
+            continue
+        for urgent in (False, True):
+            da, db = a.effective_days(urgent), b.effective_days(urgent)
+            if da is not None and db is not None and db <= da:
+                key = "urgent_days" if urgent and b.urgent_days is not None else "days"
+                top.fail(f"stages[{after.number}].steps.{key}",
+                         f"counted from the case start it must be more than stage "
+                         f"{before.number}'s {da}")
+
+
 def load_policy(path: Path) -> Policy:
     """Read and validate one policy file; PolicyError("file: key: problem") if it is wrong."""
     path = Path(path)
@@ -327,6 +343,7 @@ def load_policy(path: Path) -> Policy:
         if stage.escalating_step is None:
             top.fail(f"stages[{stage.number}].steps",
                      "every stage but the last needs a step with escalates = true")
+    _check_case_start_order(top, stages)
     last = stages[-1]
     if last.escalating_step is None and final.days is None:
         final_table.fail("days", f"stage {last.number} has no escalating step, "

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailflow.core.deadlines import confirm_deadline, stage_deadlines, timeline
 from mailflow.core.policy import Policy, load_policies, load_policy
@@ -302,3 +304,30 @@ def test_load_policy_names_from_file_stem(tmp_path: Path) -> None:
     target = tmp_path / "swindon-copy.toml"
     target.write_bytes((bundled_dir("policies") / "swindon.toml").read_bytes())
     assert load_policy(target).name == "swindon-copy"
+
+
+# --- properties of every policy's timeline -------------------------------------------------------
+
+starts = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2029, 12, 31),
+                      timezones=st.just(UTC))
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(SEED_FILES)), a=starts, b=starts, urgent=st.booleans())
+def test_timelines_monotone_and_on_working_days(name: str, a: datetime, b: datetime,
+                                                urgent: bool) -> None:
+    policy = POLICIES[name]
+    early, late = sorted((a, b))
+    first, second = timeline(policy, early, urgent), timeline(policy, late, urgent)
+    assert [(s.stage, s.step) for s in first] == [(s.stage, s.step) for s in second]
+    for x, y in zip(first, second, strict=True):
+        assert x.due <= y.due  # a later start never gives an earlier deadline
+    for spec in first + second:
+        local = spec.due.astimezone(UK)
+        assert policy.calendar.is_working_day(local.date())
+        assert local.time() == policy.calendar.close_of_business
+    escalating = [s.due for s in first if s.escalates]
+    assert escalating == sorted(escalating) and escalating[0] >= early
+    if urgent:
+        normal = {(s.stage, s.step): s.due for s in timeline(policy, early, False)}
+        assert all(s.due <= normal[(s.stage, s.step)] for s in first)

@@ -171,6 +171,17 @@ def test_last_stage_without_timescale_needs_final_days(tmp_path: Path) -> None:
         (1, "resolve", date(2026, 11, 5)), (2, "final", date(2026, 11, 11))]
 
 
+def test_case_start_timescales_must_grow(tmp_path: Path) -> None:
+    text = valid().replace('counts_from = "stage_start"', 'counts_from = "case_start"')
+    p = load_policy(write(tmp_path, text))
+    assert [s.escalating_step.counts_from for s in p.stages] == ["case_start", "case_start"]
+    with pytest.raises(PolicyError, match=r"stages\[2\]\.steps\.days: counted from the case "
+                                          r"start it must be more than stage 1's 3"):
+        load_policy(write(tmp_path, text.replace("days = 5\n", "days = 3\n")))
+    with pytest.raises(PolicyError, match=r"stages\[2\]\.steps\.urgent_days: .* stage 1's 1"):
+        load_policy(write(tmp_path, text.replace("days = 5\n", "days = 5\nurgent_days = 1\n")))
+
+
 def test_bad_file_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="file name"):
         load_policy(write(tmp_path, valid(), name="Ashvale Board"))
