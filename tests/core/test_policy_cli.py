@@ -97,7 +97,7 @@ def test_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     out = run(capsys, "show", "luton")
     assert "(local default)" in out and "commissioning_lead (at start)" in out
     out = run(capsys, "show", "kent-medway")
-    assert "no timescale" in out
+    assert "no timescale" in out and "[chair]" in out
     assert "5 working days after Stage 4 starts (local default)" in out
 
 
