@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -31,8 +32,12 @@ class Envelope:
         return tuple(seen)
 
 
+# Headers stay on one line up to RFC 5322's hard limit rather than folding at 78 characters.
+POLICY = policy.default.clone(max_line_length=998)
+
+
 def compose(mail: RenderedMail, env: Envelope, date: datetime) -> EmailMessage:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = env.from_addr
     msg["To"] = ", ".join(env.to)
     if env.cc:

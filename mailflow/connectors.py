@@ -80,5 +80,8 @@ class ConnectorEnv:
 def check_keys(options: Mapping[str, Any], allowed: set[str], where: str) -> None:
     """Reject unknown keys with one line naming them and the ones that are allowed."""
     unknown = sorted(set(options) - allowed - {"kind"})
+    for key in unknown:
+        if f"{key}_env" in allowed:  # a secret written into the file
+            raise ConfigError(f"{where}: '{key}' must not be in the file; use '{key}_env' or '{key}_file'")
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
