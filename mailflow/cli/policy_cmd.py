@@ -152,8 +152,27 @@ def render_show(policy: Policy) -> str:
         f"final action: {final.kind} the business team and the chair {when}"
         + (" (local default)" if final.local_default else ""),
         "wd: working days. Urgent cases use the urgent timescale (\"whichever is less\").",
+        "",
+        "Where the timescales come from:",
+        *_sources(policy),
     ]
     return "\n".join([line for line in head if line != ""] + [""] + [table] + tail)
+
+
+def _sources(policy: Policy) -> list[str]:
+    lines = []
+    for stage in policy.stages:
+        for step in stage.steps:
+            mark = " [local default]" if step.local_default else ""
+            lines.append(f"  Stage {stage.number} {step.name}{mark}: \"{step.quote}\"")
+            if step.urgent_quote:
+                mark = " [local default]" if step.urgent_local_default else ""
+                lines.append(f"    urgent{mark}: \"{step.urgent_quote}\"")
+        for n in stage.notify:
+            lines.append(f"  Stage {stage.number} notify {n.role}: \"{n.quote}\"")
+    mark = " [local default]" if policy.final.local_default else ""
+    lines.append(f"  final action{mark}: \"{policy.final.quote}\"")
+    return lines
 
 
 def _skipped_text(spec: DeadlineSpec) -> str:

@@ -94,6 +94,8 @@ def test_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert "raise 2wd from case start" in out
     assert "resolve 5wd from stage start, escalates" in out
     assert "final action: alert the business team and the chair when Stage 4's time runs out" in out
+    assert ('Stage 3 resolve: "Following referral to senior managers, a resolution should be '
+            'achieved within a further five working days') in out
     out = run(capsys, "show", "luton")
     assert "(local default)" in out and "commissioning_lead (at start)" in out
     out = run(capsys, "show", "kent-medway")
