@@ -179,6 +179,21 @@ def _skipped_text(spec: DeadlineSpec) -> str:
     return "; ".join(f"{d:%a} {d.day} {d:%b %Y} ({name})" for d, name in spec.skipped)
 
 
+def _notify_text(policy: Policy, spec: DeadlineSpec) -> str:
+    """Role keys, with when and for whom a conditional notification applies."""
+    parts = []
+    notes = {n.role: n for n in policy.stage(spec.stage).notify} if spec.step != "final" else {}
+    for role in spec.notify:
+        n = notes.get(role)
+        extra = []
+        if n is not None and n.when == "before_next_stage":
+            extra.append(f"before Stage {spec.stage + 1}")
+        if n is not None and n.only_for:
+            extra.append(f"only for {n.only_for}")
+        parts.append(f"{role} ({', '.join(extra)})" if extra else role)
+    return ", ".join(parts)
+
+
 def render_timeline(policy: Policy, start: datetime, urgent: bool,
                     specs: list[DeadlineSpec]) -> str:
     cal = policy.calendar
@@ -195,7 +210,7 @@ def render_timeline(policy: Policy, start: datetime, urgent: bool,
             f"  skipped: {_skipped_text(spec) or 'no bank holidays or closures'}",
         ]
         if spec.notify:
-            lines.append(f"  notify: {', '.join(spec.notify)}")
+            lines.append(f"  notify: {_notify_text(policy, spec)}")
     return "\n".join(lines)
 
 

@@ -83,6 +83,12 @@ def test_timeline_text_says_rule_and_skipped(capsys: pytest.CaptureFixture[str])
     assert "notify: business_team, chair" in out
 
 
+def test_timeline_text_explains_conditional_notices(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, "timeline", "swindon", "--start", "2026-12-21T10:00")
+    assert ("notify: business_team, director_of_social_work (before Stage 3, only for "
+            "local_authority_adult_services)") in out
+
+
 def test_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     out = run(capsys, "list")
     for name in ("swindon", "kent-medway", "shropshire", "luton", "redbridge"):
