@@ -32,8 +32,9 @@ class Envelope:
         return tuple(seen)
 
 
-# Headers stay on one line up to RFC 5322's hard limit rather than folding at 78 characters.
-POLICY = policy.default.clone(max_line_length=998)
+# CRLF line ends, as SMTP sends them; headers stay on one line up to RFC 5322's hard limit
+# rather than folding at 78 characters.
+POLICY = policy.SMTP.clone(max_line_length=998)
 
 
 def compose(mail: RenderedMail, env: Envelope, date: datetime) -> EmailMessage:

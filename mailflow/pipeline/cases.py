@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from mailflow.core.lifecycle import State, next_state
+from mailflow.core.policy import Stage
 from mailflow.db.models import Case, Deadline, Event, InboundMessage
 from mailflow.db.store import next_reference, record_event
 from mailflow.pipeline.deadlines import cancel_pending, schedule_confirmation, schedule_stage
@@ -133,7 +134,7 @@ def _start(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: da
                previous_stage=previous_stage, reason=reason, automatic=automatic)
     else:
         _ask_business_team_to_route(s, rt, case, now, f"no {stage.tier} contact for the case's agencies")
-    roles = stage.recipients("stage_start", _agency_kind(rt, case))
+    roles = _roles(rt, case, stage, "stage_start")
     if "business_team" in roles:
         notify(s, rt, case, "business_copy", now, to=business_team(rt),
                previous_stage=previous_stage, reason=reason, automatic=automatic)
@@ -142,9 +143,11 @@ def _start(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: da
             _tell_role(s, rt, case, role, now, "stage_start")
 
 
-def _agency_kind(rt: PartnershipRuntime, case: Case) -> str | None:
-    kinds = {a.kind for a in agencies_of(rt, case)}
-    return next(iter(sorted(kinds)), None) if len(kinds) == 1 else ("*" if kinds else None)
+def _roles(rt: PartnershipRuntime, case: Case, stage: Stage, when: str) -> list[str]:
+    """The roles a stage's policy names for `when`; a role limited to one kind of agency (a local
+    authority's Director of Social Work) only when one of the case's agencies is of that kind."""
+    kinds = sorted({a.kind for a in agencies_of(rt, case)}) or [None]
+    return list(dict.fromkeys(r for kind in kinds for r in stage.recipients(when, kind)))
 
 
 def _tell_role(s: Session, rt: PartnershipRuntime, case: Case, role: str, now: datetime, when: str) -> None:
@@ -174,8 +177,7 @@ def escalate(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: 
         final_alert(s, rt, case, actor, now, reason)
         return
     _transition(case, "escalate")
-    agency_kind = _agency_kind(rt, case)
-    for role in rt.policy.stage(case.stage).recipients("before_next_stage", agency_kind):
+    for role in _roles(rt, case, rt.policy.stage(case.stage), "before_next_stage"):
         _tell_role(s, rt, case, role, now, "before_next_stage")
     previous = case.stage
     case.stage, case.stage_started_at, case.updated_at = previous + 1, clock_start, now

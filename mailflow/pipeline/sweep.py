@@ -87,8 +87,9 @@ def _one(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResult,
     assert case is not None
     deadline.state, deadline.done_at = "done", now
     s.flush()
-    if not _still_applies(deadline, case) or not _claim(s, deadline, now):
-        deadline.state = "cancelled" if not _still_applies(deadline, case) else "done"
+    applies = _still_applies(deadline, case) and not _stale_reminder(deadline, case, now)
+    if not applies or not _claim(s, deadline, now):
+        deadline.state = "cancelled" if not applies else "done"
         result.skipped += 1
         return True
     _act(s, rt, case, deadline, now)
@@ -104,6 +105,12 @@ def _still_applies(d: Deadline, case: Case) -> bool:
     if d.action == "chase":
         return case.state == State.RESOLVED
     return case.state == State.OPEN
+
+
+def _stale_reminder(d: Deadline, case: Case, now: datetime) -> bool:
+    """A reminder noticed only after the deadline it announces (the daemon was down): the
+    deadline's own notice says more, so the reminder is dropped."""
+    return d.action == "remind" and _due_of(case, d) <= now
 
 
 def _claim(s: Session, d: Deadline, now: datetime) -> bool:

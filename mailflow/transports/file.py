@@ -33,7 +33,7 @@ class FileTransport(MailTransport):
     def send(self, mail: OutgoingMail) -> None:
         target = self.path_for(mail.message_id)
         tmp = target.with_suffix(".tmp")
-        envelope = f"X-Envelope-From: {mail.envelope_from}\nX-Envelope-To: {', '.join(mail.recipients)}\n"
+        envelope = f"X-Envelope-From: {mail.envelope_from}\r\nX-Envelope-To: {', '.join(mail.recipients)}\r\n"
         tmp.write_bytes(envelope.encode() + mail.raw)
         os.replace(tmp, target)
 

@@ -1,0 +1,94 @@
+"""The business team's digest: what is open, what falls due, and what needs a person.
+
+It names cases by reference, stage and agency only: no personal data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mailflow.core.lifecycle import State
+from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage
+from mailflow.pipeline.notices import business_team
+from mailflow.pipeline.outbox import queue_mail
+
+if TYPE_CHECKING:
+    from mailflow.app import App, PartnershipRuntime
+
+LOOKBACK = timedelta(days=7)
+ATTENTION = ("needs_routing", "unverified_reply", "final_alert", "bounced", "extension_refused")
+
+
+@dataclass(frozen=True)
+class Digest:
+    prefix: str
+    subject: str
+    text: str
+    html: str
+    context: dict[str, Any]
+
+
+def digest_context(rt: PartnershipRuntime, now: datetime) -> dict[str, Any]:
+    cal = rt.policy.calendar
+    horizon = cal.add_working_days(now, 5).at
+    since = now - LOOKBACK
+    with rt.app.db.transaction() as s:
+        cases = s.scalars(select(Case).where(Case.partnership == rt.prefix).order_by(Case.id)).all()
+        live = [c for c in cases if c.state in (State.OPEN, State.RESOLVED, State.INCOMPLETE)]
+        due = s.execute(select(Deadline, Case.reference).join(Case, Deadline.case_id == Case.id).where(
+            Case.partnership == rt.prefix, Deadline.state == "pending", Deadline.action != "remind",
+            Deadline.due_at <= horizon).order_by(Deadline.due_at)).all()
+        attention = s.execute(select(Event, Case.reference).join(Case, Event.case_id == Case.id).where(
+            Case.partnership == rt.prefix, Event.action.in_(ATTENTION), Event.at > since)
+            .order_by(Event.at)).all()
+        quarantined = s.scalar(select(InboundMessage.id).where(
+            InboundMessage.partnership == rt.prefix, InboundMessage.outcome == "quarantined",
+            InboundMessage.received_at > since).limit(1)) is not None
+        quarantined_count = len(s.scalars(select(InboundMessage.id).where(
+            InboundMessage.partnership == rt.prefix, InboundMessage.outcome == "quarantined",
+            InboundMessage.received_at > since)).all()) if quarantined else 0
+        failed = len(s.scalars(select(OutboxMessage.id).where(
+            OutboxMessage.partnership == rt.prefix, OutboxMessage.state.in_(("failed", "bounced")),
+            OutboxMessage.created_at > since)).all())
+        by_stage: dict[int, int] = {}
+        for c in live:
+            if c.state == State.OPEN:
+                by_stage[c.stage] = by_stage.get(c.stage, 0) + 1
+        return {
+            "now": now, "since": since,
+            "open_by_stage": sorted(by_stage.items()),
+            "resolved_awaiting": [c.reference for c in live if c.state == State.RESOLVED],
+            "incomplete": [c.reference for c in live if c.state == State.INCOMPLETE],
+            "urgent": [c.reference for c in live if c.urgent],
+            "due": [{"reference": ref, "stage": d.stage, "step": d.step, "action": d.action, "due": d.due_at,
+                     "overdue": d.due_at <= now} for d, ref in due],
+            "attention": [{"reference": ref, "what": e.action.replace("_", " "), "at": e.at,
+                           "detail": e.detail.get("problem") or "; ".join(e.detail.get("reasons", []))}
+                          for e, ref in attention],
+            "closed_recently": [c.reference for c in cases
+                                if c.state in (State.CLOSED, State.WITHDRAWN) and c.closed_at and c.closed_at > since],
+            "quarantined": quarantined_count, "failed_mail": failed,
+        }
+
+
+def render_digests(app: App, now: datetime) -> list[Digest]:
+    out = []
+    for rt in app.runtimes():
+        ctx = digest_context(rt, now)
+        mail = rt.renderer.render("digest", {"partnership": rt.config, "policy": rt.policy, **ctx})
+        out.append(Digest(rt.prefix, mail.subject, mail.text, mail.html, ctx))
+    return out
+
+
+def send_digests(app: App, now: datetime) -> int:
+    sent = 0
+    for rt in app.runtimes():
+        ctx = digest_context(rt, now)
+        with app.db.transaction() as s:
+            if queue_mail(s, rt, kind="digest", to=business_team(rt), now=now, context=ctx) is not None:
+                sent += 1
+    return sent
