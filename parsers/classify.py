@@ -102,6 +102,8 @@ def _bounce_details(m: Mail, v: Verdict) -> None:
                     recipients.append(addr)
             elif final and action and action.group(1).lower() == "delayed":
                 v.warnings.append("delivery delayed, not failed")
+    if not recipients:
+        recipients = _recipients_from_text(m.body_text, m)
     v.bounced_recipients = recipients
     # The original message: attached message/rfc822, else text/rfc822-headers, else the body.
     for fwd in m.forwards:
@@ -119,3 +121,21 @@ def _bounce_details(m: Mail, v: Verdict) -> None:
         v.bounced_message_id = found.group(1)
         return
     v.warnings.append("bounce without the original Message-ID")
+
+
+_FAILED_TO = re.compile(
+    r"(?:Delivery has failed to these recipients or groups:|could not be delivered to"
+    r"|couldn't be delivered to|following address(?:es)? failed|Your message to)"
+    r"\s*((?:\s*<?[^\s<>@]+@[^\s<>]+>?[:,]?)+)", re.I)
+_ADDR = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+
+
+def _recipients_from_text(text: str, m: Mail) -> list[str]:
+    """Failed recipients named in an NDR's human-readable text (no DSN part)."""
+    out: list[str] = []
+    for found in _FAILED_TO.finditer(text):
+        for a in _ADDR.findall(found.group(1)):
+            a = a.lower()
+            if a not in out and a != (m.from_addr or "") and a not in m.to:
+                out.append(a)
+    return out

@@ -30,7 +30,7 @@ CANONICAL = (
 )
 _OTHER_KEYS = ("name", "role", "agency", "email")
 _LINE_LEAD = r"^[ \t>*•·\-–]*"
-_SEP = r"[ \t]*(?:[:?=|\t]|\s[-–—]\s)[ \t:?*|]*"
+_SEP = r"[ \t.?!)\]]*(?:[:?=|\t]|\s[-–—]\s)[ \t:?*|]*"
 
 
 @dataclass
@@ -59,6 +59,7 @@ class Rules:
     min_fields_with_marker: int
     any_of: list[str]
     require: list[tuple[str, list[str]]]
+    stop_re: re.Pattern[str] | None = None
 
 
 @dataclass
@@ -83,7 +84,8 @@ def _label_regex(label: str) -> str:
     body = r"[^A-Za-z0-9\n]*".join(re.escape(w) for w in words)
     # Short labels need a separator (colon, tab, cell break) or the end of the line, so prose
     # such as "Address the issue" is not read as a label; long ones may be followed by a space.
-    tail = rf"(?:{_SEP}|[ \t]*$)" if len(words) < 4 else rf"(?:{_SEP}|[ \t]*$|[ \t]+)"
+    end = r"[ \t.?!)\]]*$"
+    tail = rf"(?:{_SEP}|{end})" if len(words) < 4 else rf"(?:{_SEP}|{end}|[ \t]+)"
     return body + r"(?![A-Za-z0-9])" + tail
 
 
@@ -105,6 +107,7 @@ def _compile(defn: FormDef) -> None:
 def load_forms() -> tuple[tuple[FormDef, ...], Rules]:
     forms: list[FormDef] = []
     rules = Rules(3, 2, [], [])
+    stops: list[str] = []
     for path in sorted(FORMS_DIR.glob("*.toml")):
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         if path.name == "_rules.toml":
@@ -115,6 +118,7 @@ def load_forms() -> tuple[tuple[FormDef, ...], Rules]:
                 any_of=list(d.get("any_of", [])),
                 require=[(r["name"], list(r["any_of"])) for r in data.get("require", [])],
             )
+            stops = list(data.get("values", {}).get("stop_lines", []))
             continue
         specs = [FieldSpec(target=f["target"], type=f.get("type", "text"),
                            labels=list(f["labels"]), into=list(f.get("into", [])))
@@ -124,6 +128,8 @@ def load_forms() -> tuple[tuple[FormDef, ...], Rules]:
                        implies=dict(data.get("implies", {})))
         _compile(defn)
         forms.append(defn)
+    if stops:
+        rules.stop_re = re.compile("|".join(re.escape(x) for x in stops), re.I)
     return tuple(forms), rules
 
 
@@ -136,15 +142,42 @@ def _match_label(defn: FormDef, line: str) -> tuple[FieldSpec, str] | None:
     return defn.specs[m.lastgroup], line[m.end():]
 
 
+def _unwrap(lines: list[str]) -> str:
+    """Free text over several lines: soft wraps (PDF, 76-column mail) joined with a space; a line
+    ending a sentence, or a list item, keeps its line break."""
+    out = ""
+    for ln in lines:
+        if not out:
+            out = ln
+        elif re.search(r"[.!?:;]$", out) or re.match(r"^[-*•\d]+[.)]?\s", ln):
+            out += "\n" + ln
+        else:
+            out += " " + ln
+    return out.strip()
+
+
 def extract(defn: FormDef, text: str) -> Extraction:
     """Label/value pairs of one form definition from text lines (table rows are lines too)."""
+    _, rules = load_forms()
     ex = Extraction(form=defn.name)
     if defn.marker_re is not None and defn.marker_re.search(text):
         ex.marker = True
     raw: list[tuple[FieldSpec, list[str]]] = []
     current: tuple[FieldSpec, list[str]] | None = None
-    for line in text.replace("\r", "").split("\n"):
+    lines = text.replace("\r", "").split("\n")
+    skip = False
+    for i, line in enumerate(lines):
+        if skip:
+            skip = False
+            continue
         hit = _match_label(defn, line)
+        if line.strip() and i + 1 < len(lines) and lines[i + 1].strip() and (
+                not hit or hit[1].strip()):
+            # A long label wrapped over two lines (PDF text, narrow table cells).
+            joined = line.rstrip() + " " + lines[i + 1].strip()
+            wrapped = _match_label(defn, joined)
+            if wrapped and len(joined) - len(wrapped[1]) > len(line.rstrip()) + 1:
+                hit, skip = wrapped, True
         if hit:
             spec, rest = hit
             current = (spec, [rest.strip()] if rest.strip() else [])
@@ -157,13 +190,16 @@ def extract(defn: FormDef, text: str) -> Extraction:
             if current[1]:
                 current = None
             continue
+        if rules.stop_re is not None and rules.stop_re.match(stripped):
+            current = None
+            continue
         # Values continue on the following lines for free text, or start there after a bare label.
         if current[1] and current[0].type not in ("text", "people"):
             current = None
             continue
         current[1].append(stripped)
     for spec, lines in raw:
-        _store(ex, spec, "\n".join(lines).strip())
+        _store(ex, spec, _unwrap(lines) if spec.type == "text" else "\n".join(lines).strip())
     return ex
 
 

@@ -124,7 +124,12 @@ def _msgids(value: str | None) -> list[str]:
 
 
 def decode_part(part: Message) -> str:
-    """A text part's content in any charset: declared, else UTF-8, else cp1252 (never raises)."""
+    """A text part's content in any charset, with \n line ends (never raises)."""
+    return _decode_part(part).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _decode_part(part: Message) -> str:
+    """Declared charset, else UTF-8, else cp1252."""
     try:
         data = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001
@@ -249,6 +254,9 @@ def _walk(part: Message, m: Mail, limits: ParseLimits, depth: int,
     if depth + level > limits.max_depth + 1 or level > 60:
         raise LimitExceeded(f"nesting deeper than {limits.max_depth} levels")
     ctype = part.get_content_type()
+    if ctype in ("message/delivery-status", "message/global-delivery-status"):
+        m.delivery_status.append(_delivery_status_text(part))
+        return
     if part.is_multipart():
         payload = part.get_payload()
         if ctype == "message/rfc822" or (ctype.startswith("message/") and not isinstance(
@@ -259,9 +267,7 @@ def _walk(part: Message, m: Mail, limits: ParseLimits, depth: int,
             return
         for sub in payload:
             if isinstance(sub, Message):
-                if sub.get_content_type() == "message/rfc822" or (
-                        sub.get_content_maintype() == "message"
-                        and sub.get_content_type() not in ("message/delivery-status",)):
+                if sub.get_content_type() == "message/rfc822":
                     _message_part(sub, m, limits, depth, level + 1)
                 else:
                     _walk(sub, m, limits, depth, texts, htmls, level + 1)

@@ -74,7 +74,9 @@ def parse_bool(value: str) -> bool | None:
         return True
     if struck == {"yes"}:
         return False
-    for rx in (_AFTER, _BEFORE):
+    # "☐ Yes ☒ No" puts the box before its option; "Yes ☐ No ☒" after.
+    box_first = re.match(rf"\s*(?:{_CHECKED}|{_UNCHECKED})", v) is not None
+    for rx in ((_BEFORE, _AFTER) if box_first else (_AFTER, _BEFORE)):
         chosen = {_yes(m.group(1)) for m in rx.finditer(v)}
         if len(chosen) == 1:
             return chosen.pop()
@@ -193,6 +195,7 @@ def split_person(value: str, into: list[str]) -> dict[str, str]:
 def split_people(value: str) -> list[dict[str, str | None]]:
     """One person a line (or `;`-separated): {name, role, agency, email}."""
     out = []
+    value = re.sub(r",[ \t]*\n\s*", ", ", value)  # a line ending in a comma goes on
     for chunk in re.split(r"\s*(?:\n|;)\s*", value):
         if not chunk.strip() or is_placeholder(chunk):
             continue
