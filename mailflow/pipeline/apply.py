@@ -19,6 +19,7 @@ from mailflow.pipeline.authorise import over_rate_limit, verify_reply
 from mailflow.pipeline.cases import Actor
 from mailflow.pipeline.notices import business_team, notify
 from mailflow.sources.base import Outcome
+from parsers.replies import ref_from_subject
 
 if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
@@ -37,6 +38,8 @@ def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inb
     if parsed.kind == "auto_reply":
         case = _case_of(s, rt, parsed)
         if case is not None:
+            # Kept (an out-of-office may carry a quoted command) but never acted on or answered.
+            cases.note(s, case, actor, now, parsed.new_text or parsed.full_text, verified=False)
             record_event(s, now, actor.address, "auto_reply", case=case, inbound=inbound)
         inbound.case_id = case.id if case else None
         return Outcome.PROCESSED, None
@@ -102,9 +105,16 @@ def _command(s: Session, rt: PartnershipRuntime, case: Case, command: Command, a
 
 
 def _case_of(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage) -> Case | None:
-    if not parsed.case_ref or not parsed.case_ref.startswith(rt.prefix + "-"):
+    """The case a message is about. When its subject names another case of ours than its thread
+    or token do, the subject's case is the one it claims to act on: it is checked (and, being
+    tied to another case, refused) there, rather than silently applied to the thread's case."""
+    ref = parsed.case_ref
+    named = ref_from_subject(parsed.subject)
+    if named and named != ref and named.startswith(rt.prefix + "-") and find_case(s, named) is not None:
+        ref = named
+    if not ref or not ref.startswith(rt.prefix + "-"):
         return None
-    return find_case(s, parsed.case_ref)
+    return find_case(s, ref)
 
 
 def _bounce(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inbound: InboundMessage,
