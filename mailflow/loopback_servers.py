@@ -330,12 +330,12 @@ class _Login:
 class LoopbackSmtpServer:
     def __init__(self, auth: dict[str, str] | None = None,
                  tls_context: ssl.SSLContext | None = None, starttls: bool = False,
-                 xoauth2_tokens: dict[str, str] | None = None) -> None:
+                 xoauth2_tokens: dict[str, str] | None = None, port: int | None = None) -> None:
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         self.host = HOST
-        self.port = free_port()
+        self.port = port or free_port()
         self._handler = _SmtpHandler(xoauth2_tokens=xoauth2_tokens)
         kwargs: dict[str, Any] = {}
         if auth is not None or xoauth2_tokens is not None:
@@ -349,8 +349,9 @@ class LoopbackSmtpServer:
                         return AuthResult(success=True, auth_data=data)
                 return AuthResult(success=False, handled=False)
 
+            # aiosmtpd only counts STARTTLS as TLS; with implicit TLS the socket is TLS anyway.
             kwargs.update(authenticator=authenticator, auth_required=True,
-                          auth_require_tls=tls_context is not None)
+                          auth_require_tls=starttls)
             if xoauth2_tokens is None:
                 kwargs["auth_exclude_mechanism"] = ["XOAUTH2"]
         if starttls:

@@ -136,6 +136,13 @@ class MsalTokenProvider:
             self._expires_at = 0.0
 
 
+def reject_inline_secrets(options: Mapping[str, Any], env: ConnectorEnv) -> None:
+    """A secret written into the config file gets the explicit *_env/*_file message."""
+    for name in ("password", "client_secret"):
+        if name in options:
+            env.secret(options, name)
+
+
 def token_provider_from_config(options: Mapping[str, Any], env: ConnectorEnv,
                                default_scope: str) -> MsalTokenProvider:
     for key in ("tenant_id", "client_id"):

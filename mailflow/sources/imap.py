@@ -34,7 +34,13 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore, check_keys
 from mailflow.errors import ConfigError, MailflowError
-from mailflow.oauth import OAUTH_KEYS, OUTLOOK_SCOPE, TokenProvider, token_provider_from_config
+from mailflow.oauth import (
+    OAUTH_KEYS,
+    OUTLOOK_SCOPE,
+    TokenProvider,
+    reject_inline_secrets,
+    token_provider_from_config,
+)
 from mailflow.sources.base import InboundMail, MailboxSource, Outcome
 
 log = logging.getLogger(__name__)
@@ -147,6 +153,7 @@ class ImapSource(MailboxSource):
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> ImapSource:
         where = env.where
+        reject_inline_secrets(options, env)
         check_keys(options, IMAP_KEYS, where)
         for key in ("host", "username"):
             if not options.get(key):
@@ -293,6 +300,7 @@ class ImapSource(MailboxSource):
     def _new_uids(self, conn: IMAPClient) -> list[int]:
         last = self._state().last_uid
         self._last_search = self._monotonic()
+        conn.noop()  # servers report mail appended by other sessions at command boundaries
         # `n:*` always matches the highest UID, even when it is below n: filter.
         return sorted(u for u in conn.search(["UID", f"{last + 1}:*"]) if u > last)
 

@@ -25,6 +25,7 @@ from mailflow.oauth import (
     OUTLOOK_SCOPE,
     OAuthError,
     TokenProvider,
+    reject_inline_secrets,
     token_provider_from_config,
 )
 from mailflow.sources.imap import check_tls_mode, ssl_context_from_options
@@ -70,6 +71,7 @@ class SmtpTransport(MailTransport):
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> SmtpTransport:
         where = env.where
+        reject_inline_secrets(options, env)
         check_keys(options, SMTP_KEYS, where)
         if not options.get("host"):
             raise ConfigError(f"{where}: host: required for an SMTP transport")
