@@ -10,6 +10,7 @@ from parsers.errors import LimitExceeded
 from parsers.model import ParseLimits
 
 MAX_PDF_PAGES = 40
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 _DOCX_TYPES = {"application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -171,10 +172,14 @@ def pdf_text(data: bytes, warnings: list[str]) -> str:
 
 def msg_to_message(data: bytes, warnings: list[str]) -> Message | None:
     """An attached Outlook .msg as an email message (headers, body, attachments)."""
+    if not data.startswith(_OLE_MAGIC):
+        # Never hand extract-msg short bytes: olefile would take them for a file path.
+        warnings.append("unreadable Outlook .msg attachment")
+        return None
     try:
         import extract_msg
 
-        with extract_msg.openMsg(data) as msg:
+        with extract_msg.openMsg(io.BytesIO(data)) as msg:
             out = EmailMessage()
             for name, value in (("From", msg.sender), ("To", msg.to), ("Cc", msg.cc),
                                 ("Subject", msg.subject), ("Date", msg.date)):
@@ -207,6 +212,10 @@ def tnef_to_message(data: bytes, warnings: list[str]) -> Message | None:
         from tnefparse import TNEF
 
         t = TNEF(data)
+        if not t.body and not t.htmlbody and not t.attachments and not getattr(
+                t, "rtfbody", None):
+            warnings.append("unreadable winmail.dat (TNEF) attachment")
+            return None
         out = EmailMessage()
         body = t.body or b""
         if isinstance(body, bytes):
