@@ -177,13 +177,15 @@ def parse_bytes(raw: bytes) -> Message:
     return email.message_from_bytes(raw, policy=policy.default)
 
 
-def normalise(msg: Message, limits: ParseLimits, depth: int = 0, raw: bytes | None = None
-              ) -> Mail:
-    """Headers, bodies, attachments and forwards of one message."""
+def normalise(msg: Message, limits: ParseLimits, depth: int = 0, raw: bytes | None = None,
+              mail: Mail | None = None) -> Mail:
+    """Headers, bodies, attachments and forwards of one message (headers kept if `mail` given)."""
     if depth > limits.max_depth:
         raise LimitExceeded(f"nesting deeper than {limits.max_depth} levels")
-    m = Mail(msg=msg, depth=depth)
-    _fill_headers(m, raw)
+    m = mail
+    if m is None:
+        m = Mail(msg=msg, depth=depth)
+        fill_headers(m, raw)
     texts: list[str] = []
     htmls: list[str] = []
     _walk(msg, m, limits, depth, texts, htmls, level=0)
@@ -192,7 +194,7 @@ def normalise(msg: Message, limits: ParseLimits, depth: int = 0, raw: bytes | No
     return m
 
 
-def _fill_headers(m: Mail, raw: bytes | None = None) -> None:
+def fill_headers(m: Mail, raw: bytes | None = None) -> None:
     msg = m.msg
     trouble: list[str] = []
     m.subject = " ".join((header_str(msg, "Subject") or "").split())

@@ -10,7 +10,7 @@ from parsers import forms
 from parsers.authresults import parse_auth_results
 from parsers.classify import classify_automated
 from parsers.errors import LimitExceeded
-from parsers.message import Mail, normalise, parse_bytes
+from parsers.message import Mail, fill_headers, normalise, parse_bytes
 from parsers.model import ParsedMessage, ParseLimits
 from parsers.replies import (
     case_from_thread,
@@ -63,12 +63,9 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
     msg = parse_bytes(raw)
     # Headers first, so a later limit still leaves the message identifiable in quarantine.
     m = Mail(msg=msg)
-    from parsers.message import _fill_headers
-
-    _fill_headers(m, raw)
+    fill_headers(m, raw)
     _copy_headers(m, pm)
-    m = normalise(msg, limits, raw=raw)
-    _copy_headers(m, pm)
+    normalise(msg, limits, raw=raw, mail=m)
     pm.warnings.extend(_defect_warnings(msg))
     pm.auth = parse_auth_results(m.headers("Authentication-Results"))
     pm.attachments = [a.filename or a.content_type for a in m.attachments]
@@ -175,7 +172,8 @@ def _find_case(m: Mail, pm: ParsedMessage) -> None:
 def _sources(m: Mail, out: list[tuple[str, str]]) -> None:
     if m.text.strip():
         out.append(("body", m.text))
-    if m.html:
+    # Render HTML only when the plain part is missing or cannot hold the form (tables, boxes).
+    if m.html and (not m.text.strip() or re.search(r"<(?:table|input)\b", m.html, re.I)):
         out.append(("body", m.html_text))
     for a in m.attachments:
         if a.text.strip():
