@@ -22,6 +22,8 @@ from parsers.htmltext import html_to_text
 from parsers.model import ParseLimits
 
 _MSGID = re.compile(r"<[^<>\s]+>")
+_ADDR_SPEC = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9.\-]+\.[A-Za-z0-9\-]+$")
+_ADDR_IN_TEXT = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
 
 @dataclass
@@ -228,8 +230,16 @@ def fill_headers(m: Mail, raw: bytes | None = None) -> None:
             m.date = parsedate_to_datetime(raw_date)
         except (TypeError, ValueError, IndexError):
             m.warnings.append("unreadable Date header")
+    if m.from_addr is not None and not _ADDR_SPEC.match(m.from_addr):
+        trouble.append("From")
     if trouble and raw is not None:
         _mailparser_headers(m, raw)
+    if m.from_addr is not None and not _ADDR_SPEC.match(m.from_addr):
+        # Last resort: the first address-like text in the raw header.
+        found = _ADDR_IN_TEXT.search(header_str(msg, "From") or "")
+        m.from_addr = found.group(0).lower() if found else None
+        if m.from_addr is None:
+            m.warnings.append("unreadable From address")
 
 
 def _mailparser_headers(m: Mail, raw: bytes) -> None:
@@ -238,7 +248,7 @@ def _mailparser_headers(m: Mail, raw: bytes) -> None:
         import mailparser
 
         mp = mailparser.parse_from_bytes(raw)
-        frm = [(n, a) for n, a in (mp.from_ or []) if a and "@" in a]
+        frm = [(n, a) for n, a in (mp.from_ or []) if a and _ADDR_SPEC.match(a.strip())]
         if frm:
             m.from_name = frm[0][0] or m.from_name
             m.from_addr = frm[0][1].lower()

@@ -186,3 +186,17 @@ def test_cli_unreadable_file(tmp_path, capsys) -> None:
     assert cli_main(["parse", str(tmp_path / "absent.eml")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("mailflow: cannot read") and "\n" not in err
+
+
+@pytest.mark.parametrize("header,addr", [
+    (b'From: "Ada <ada@x.example>', "ada@x.example"),
+    (b"From: =?utf-8?q?Ad=C3=A1?= <Ada@X.example>", "ada@x.example"),
+    (b"From: <ada@x.example", "ada@x.example"),
+    (b"From: Ada Test <ada@[bad domain]>", None),
+])
+def test_malformed_from_is_read_leniently(header: bytes, addr: str | None) -> None:
+    p = parse_message(header + b"\r\nSubject: x\r\n\r\nbody")
+    assert p.rejected is None
+    assert p.from_addr == addr
+    if addr is None:
+        assert "unreadable From address" in p.warnings
