@@ -99,6 +99,10 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
         pm.commands, cwarns = extract_commands(new_text)
         pm.warnings.extend(cwarns)
         ex = forms.extract_best(new_text)
+        # A form attached to the reply (e.g. the Stage 2 template) is new content too.
+        for a in m.attachments:
+            if a.text.strip():
+                forms.merge(ex, forms.extract_best(a.text), f"attachment {a.filename}")
         pm.fields = ex.fields
         pm.extra_fields = ex.extra
         pm.warnings.extend(ex.warnings)

@@ -200,3 +200,21 @@ def test_malformed_from_is_read_leniently(header: bytes, addr: str | None) -> No
     assert p.from_addr == addr
     if addr is None:
         assert "unreadable From address" in p.warnings
+
+
+def test_reply_with_attached_form_gets_its_fields() -> None:
+    from email.message import EmailMessage
+
+    from tests.fixtures.mail.make_corpus import APPENDIX_2, make_pdf, pdf_rows
+
+    m = EmailMessage()
+    m["From"] = "dana.sample@police.example"
+    m["Subject"] = "RE: [SSP-2026-0007] Stage 2"
+    m.set_content("#note Appendix 2 attached.\n\nOn Mon, X <x@x.example> wrote:\n> Name of adult: Q")
+    m.add_attachment(make_pdf(pdf_rows(APPENDIX_2)), maintype="application", subtype="pdf",
+                     filename="appendix2.pdf")
+    p = parse_message(m.as_bytes())
+    assert p.kind == "reply"
+    assert [c.name for c in p.commands] == ["note"]
+    assert p.fields["adult_name"] == "Cora Testperson"
+    assert p.fields["raiser_email"] == "dana.sample@police.example"
