@@ -44,8 +44,8 @@ class Harness:
         self._n += 1
         return ingest_one(self.rt, InboundMail(raw=raw, source_id=f"test:{self._n}:{id(raw)}"))
 
-    def open_case(self, **form: Any) -> str:
-        outcome, reason = self.ingest(make_form(RAISER, **form))
+    def open_case(self, sender: str = RAISER, **form: Any) -> str:
+        outcome, reason = self.ingest(make_form(sender, **form))
         assert outcome == Outcome.PROCESSED, reason
         with self.app.db.transaction() as s:
             return s.scalars(select(Case.reference).order_by(Case.id.desc())).first()
