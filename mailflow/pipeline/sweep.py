@@ -79,12 +79,20 @@ def _one(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResult,
             .where(Case.partnership == rt.prefix, Deadline.state == "pending", Deadline.due_at <= now)
             .order_by(Deadline.due_at, Deadline.id).limit(1))
     if lock:
-        stmt = stmt.with_for_update(skip_locked=True, of=Deadline)
+        # Lock the case, not the deadline row, and skip cases another worker holds: every change
+        # to a case's deadlines happens under its case lock, so two workers never wait on each
+        # other in opposite orders (one holding a reminder row and waiting for the case, the
+        # other holding the case and cancelling that reminder: a deadlock).
+        stmt = stmt.with_for_update(skip_locked=True, of=Case)
     deadline = s.scalars(stmt).first()
     if deadline is None:
         return False
     case = s.get(Case, deadline.case_id, with_for_update=lock)
     assert case is not None
+    if lock:
+        s.refresh(deadline)   # a worker that held the case may have settled it since our snapshot
+        if deadline.state != "pending":
+            return True
     deadline.state, deadline.done_at = "done", now
     s.flush()
     applies = _still_applies(deadline, case) and not _stale_reminder(deadline, case, now)

@@ -78,3 +78,42 @@ def test_four_workers_fire_each_notice_exactly_once(tmp_path, pg_url):
         assert len(refs) == CASES
     finally:
         h.app.close()
+
+
+@pytest.mark.postgres
+def test_a_worker_skips_a_case_another_worker_holds(tmp_path, pg_url):
+    """While one worker holds a case (mid-action), another neither waits for it nor touches its
+    deadlines: it moves on, and the case is swept once the first lets go."""
+    import threading
+
+    from mailflow.clock import parse_instant
+
+    h = open_harness(tmp_path, pg_url)
+    try:
+        held, other = h.open_case(), h.open_case("sam.example@gwh.nhs.example.org")
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with h.app.db.transaction() as s:
+                s.execute(select(Case.id).where(Case.reference == held).with_for_update()).all()
+                holding.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(10)
+        result: list = []
+        sweeper = threading.Thread(target=lambda: result.append(h.sweep(parse_instant("2026-12-31T10:00:00"))))
+        sweeper.start()
+        sweeper.join(15)
+        blocked = sweeper.is_alive()
+        release.set()
+        holder.join(10)
+        sweeper.join(30)
+        assert not blocked, "the sweeper waited for a case another worker held"
+        assert [(f.reference, f.action) for f in result[0].fired] == [(other, "escalate")]
+        assert h.case(held)["stage"] == 1
+        again = h.sweep(parse_instant("2026-12-31T10:00:00"))
+        assert [(f.reference, f.action) for f in again.fired] == [(held, "escalate")]
+    finally:
+        h.app.close()
