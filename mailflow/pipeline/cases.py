@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from mailflow.core.lifecycle import State, next_state
@@ -191,6 +192,11 @@ def final_alert(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, no
                 reason: str) -> None:
     chair = role_addresses(rt, case, "chair")
     _event(s, case, actor, "final_alert", now, reason=reason)
+    # Once given (on a reply's #escalate at the last stage, or by the deadline), not again.
+    s.flush()
+    s.execute(update(Deadline).where(Deadline.case_id == case.id, Deadline.state == "pending",
+                                     Deadline.action == "final_alert").values(state="cancelled", done_at=now))
+    s.expire(case, ["deadlines"])
     notify(s, rt, case, "final_alert", now, to=[*business_team(rt), *chair], cc=tier_people(rt, case, case.stage),
            reason=reason)
 

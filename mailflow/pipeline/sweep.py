@@ -110,7 +110,7 @@ def _one(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResult,
 def _still_applies(d: Deadline, case: Case) -> bool:
     if d.stage != case.stage:
         return False
-    if d.action == "chase":
+    if d.step == "confirm":   # the chaser and its reminder: while written confirmation is awaited
         return case.state == State.RESOLVED
     return case.state == State.OPEN
 

@@ -203,3 +203,30 @@ def test_crash_in_the_middle_of_an_action_leaves_it_to_the_next_sweep(tmp_path, 
             assert {(d.stage, d.action) for d in done} == {(1, "escalate")}
     finally:
         h2.app.close()
+
+
+def test_confirmation_deadline_is_reminded_the_working_day_before(h):
+    ref = h.open_case()
+    h.reply(ref, ASC_MANAGER, "#resolved agreed")   # Mon 21 Dec: written confirmation due Wed 30 Dec
+    h.run_until("2026-12-30T12:00:00")
+    [reminder] = h.outbox(ref, "reminder")
+    assert reminder.created_at == T("2026-12-29T09:00:00")
+    assert RAISER in recipients(reminder)
+    h.reply(ref, RAISER, "#confirmed")
+    h.run_until("2027-02-01T10:00:00")
+    assert len(h.outbox(ref, "reminder")) == 1 and len(h.outbox(ref, "confirmation_request")) == 1
+
+
+def test_manual_escalation_at_the_last_stage_alerts_once(tmp_path, sqlite_url):
+    h = open_harness(tmp_path, sqlite_url, policy="kent-medway", prefix="KMSAB")
+    try:
+        ref = h.open_case()
+        h.run_until("2027-01-15T10:00:00")
+        assert h.case(ref)["stage"] == 4
+        h.reply(ref, "chair@ssp.example.org", "#escalate the agencies cannot agree; panel needed")
+        [alert] = h.outbox(ref, "final_alert")
+        assert alert.created_at == T("2027-01-15T10:00:00")
+        h.run_until("2027-03-01T10:00:00")
+        assert len(h.outbox(ref, "final_alert")) == 1
+    finally:
+        h.app.close()
