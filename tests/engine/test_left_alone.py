@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import email
 import re
+from datetime import timedelta
 from email.policy import default
 from email.utils import getaddresses
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailflow.clock import parse_instant
+from mailflow.clock import FixedClock, parse_instant
 from mailflow.core.deadlines import timeline
 from mailflow.db.models import OutboxMessage
 from tests.engine.conftest import BUSINESS, CHAIR, RAISER, START, open_harness
@@ -28,6 +30,7 @@ TIER = {
 }
 AGENCY_KINDS = {"nhs_provider", "local_authority_adult_services"}
 
+UK = ZoneInfo("Europe/London")
 POLICIES = ["swindon", "kent-medway", "shropshire", "luton", "redbridge"]
 
 
@@ -44,21 +47,25 @@ def _stage_of(row: OutboxMessage) -> int:
     return int(m.group(1))
 
 
-@pytest.mark.parametrize("policy", POLICIES)
-def test_left_alone_escalates_stage_by_stage_to_the_end(tmp_path, sqlite_url, policy):
-    h = open_harness(tmp_path, sqlite_url, policy=policy, prefix="TST")
+@pytest.mark.parametrize(("policy", "start"), [
+    *[(p, START) for p in POLICIES],
+    # Across Easter 2027 (Good Friday 26 Mar, Easter Monday 29 Mar) and the clock change (28 Mar).
+    ("swindon", "2027-03-22T10:00:00"), ("shropshire", "2027-03-24T16:30:00"), ("redbridge", "2027-03-23T09:15:00"),
+])
+def test_left_alone_escalates_stage_by_stage_to_the_end(tmp_path, sqlite_url, policy, start):
+    h = open_harness(tmp_path, sqlite_url, policy=policy, prefix="TST", clock=FixedClock(parse_instant(start)))
     try:
         ref = h.open_case()
         pol = h.rt.policy
-        specs = timeline(pol, parse_instant(START), False)
-        h.run_until(max(s.due for s in specs).replace(year=2027, month=3))
+        specs = timeline(pol, parse_instant(start), False)
+        h.run_until(max(s.due for s in specs) + timedelta(days=30))
         rows = h.outbox(ref)
         by_kind: dict[str, list[OutboxMessage]] = {}
         for r in rows:
             by_kind.setdefault(r.kind, []).append(r)
 
         # When each stage started: Stage 1 at the form, each next at the previous escalating deadline.
-        starts = {1: parse_instant(START)}
+        starts = {1: parse_instant(start)}
         for s in specs:
             if s.escalates and s.step != "final" and s.stage < pol.last_stage:
                 starts[s.stage + 1] = s.due
@@ -108,6 +115,17 @@ def test_left_alone_escalates_stage_by_stage_to_the_end(tmp_path, sqlite_url, po
                 else:  # nobody holds the role: the business team is asked instead
                     assert any(_stage_of(r) == n and r.created_at == when for r in routing), note.role
         assert notices == wanted
+
+        # Reminders: at the opening of the working day before each deadline, in UK time.
+        dues = {s.due for s in specs if s.step != "final"}
+        cal = pol.calendar
+        for r in by_kind.get("reminder", []):
+            if "overdue" in r.subject:   # Redbridge's non-escalating steps: told when they pass
+                assert r.created_at in dues
+                continue
+            local = r.created_at.astimezone(UK)
+            assert (local.hour, local.minute) == (9, 0), local
+            assert any(cal.working_days_before(d, 1) == r.created_at for d in dues), local
 
         # The final alert, once, to the business team and the chair, at the final deadline.
         final = next(s for s in specs if s.step == "final")
