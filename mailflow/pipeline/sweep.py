@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from mailflow.core.humanize import long_instant
 from mailflow.core.lifecycle import State
 from mailflow.db.models import Case, Deadline, LedgerEntry, OutboxMessage
 from mailflow.pipeline import cases
@@ -141,7 +142,7 @@ def _claim(s: Session, d: Deadline, now: datetime) -> bool:
 
 
 def _act(s: Session, rt: PartnershipRuntime, case: Case, d: Deadline, now: datetime) -> None:
-    reason = f"the Stage {d.stage} {d.step} deadline ({d.due_at.isoformat()}) passed without a resolution"
+    reason = f"the Stage {d.stage} {d.step} deadline ({long_instant(d.due_at)}) passed without a resolution"
     match d.action:
         case "remind" | "overdue":
             notify(s, rt, case, "reminder", now, to=tier_people(rt, case, case.stage) or business_team(rt),

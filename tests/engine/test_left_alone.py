@@ -179,3 +179,18 @@ def test_swindon_director_of_social_work_not_told_when_no_local_authority(tmp_pa
         assert "owen.fictional@asc.swindon.example.org" not in {a for r in h.outbox(ref) for a in r.recipients}
     finally:
         h.app.close()
+
+
+def test_escalation_says_why_in_words(tmp_path, sqlite_url):
+    h = open_harness(tmp_path, sqlite_url, policy="swindon", prefix="SSP")
+    try:
+        ref = h.open_case()
+        h.run_until("2026-12-31T10:00:00")
+        row = [r for r in h.outbox(ref, "escalation") if "Stage 2" in r.subject][0]
+        body = email.message_from_bytes(row.raw, policy=default).get_body(("plain",)).get_content()
+        assert "the Stage 1 resolve deadline (Wednesday 30 December 2026, 5pm) passed without a resolution" in body
+        assert "+00:00" not in body
+        [event] = h.events(ref, "escalated")
+        assert event.detail["automatic"] is True and event.detail["to_stage"] == 2
+    finally:
+        h.app.close()
