@@ -1,0 +1,350 @@
+"""Microsoft Graph mailbox source (app-only, httpx): delta query, raw MIME, move after commit.
+
+- The watched folder is read with `messages/delta`; the delta link is kept in SyncState.cursor
+  and saved only once every message of the round has been settled, so a crash before settle
+  hands those messages out again (the pipeline recognises them). Messages settled LEFT are
+  remembered for the session, so flag changes (which show up in delta) do not re-surface them.
+- Raw MIME comes from `messages/{id}/$value`, streamed: past `max_message_bytes` the download
+  stops and the message goes to quarantine.
+- 429 and 503 are retried after `Retry-After` (injectable sleep), up to `max_retries`.
+- Needs the application permission Mail.ReadWrite (Mail.Send for the transport) with admin
+  consent; restrict it to the partnership mailbox with an Exchange Application Access Policy
+  (`New-ApplicationAccessPolicy -AccessRight RestrictAccess ...`).
+
+Moving from EWS to Graph (EWS in Exchange Online is blocked by default from October 2026):
+
+    [partnership.mailbox]                   [partnership.transport]
+    kind = "graph"                          kind = "graph"
+    mailbox = "sab@council.gov.uk"          mailbox = "sab@council.gov.uk"
+    folder = "Inbox"                        tenant_id = "..."   client_id = "..."
+    processed_folder = "Processed"          client_secret_file = "/etc/mailflow/graph-secret"
+    quarantine_folder = "Quarantine"
+    tenant_id = "<Directory (tenant) ID>"
+    client_id = "<Application (client) ID>"
+    client_secret_file = "/etc/mailflow/graph-secret"
+
+  1. In the same app registration, add the Microsoft Graph *application* permissions
+     Mail.ReadWrite and Mail.Send and grant admin consent (EWS used full_access_as_app).
+  2. Replace `kind = "ews"`, `server`/`autodiscover`/`auth` with `kind = "graph"` and
+     `mailbox`; the folder names stay the same. The EWS sync state is not reused: the first
+     delta round hands out what is in the folder again, and the pipeline matches it on
+     Message-ID and hash, so nothing is processed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore, check_keys
+from mailflow.errors import ConfigError
+from mailflow.oauth import GRAPH_SCOPE, OAUTH_KEYS, TokenProvider, reject_inline_secrets, token_provider_from_config
+from mailflow.sources.base import InboundMail, MailboxSource, Outcome
+from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
+
+log = logging.getLogger(__name__)
+
+GRAPH_URL = "https://graph.microsoft.com/v1.0"
+GRAPH_KEYS = {"mailbox", "folder", "processed_folder", "quarantine_folder", "unrelated_folder",
+              "max_message_bytes", "page_size", "timeout", "base_url", "max_retries"} | OAUTH_KEYS
+
+
+class GraphError(Exception):
+    """An HTTP answer Graph gave that we cannot get past by waiting."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"throttled; retry after {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+def explain_graph_error(exc: GraphError, mailbox: str) -> str:
+    """One sentence a council IT officer can act on."""
+    if exc.status == 401:
+        return ("Graph rejected the token: check tenant_id/client_id and that admin consent "
+                "was granted for the Microsoft Graph application permissions")
+    if exc.status == 403:
+        return (f"the app may not use {mailbox}: grant the Graph application permissions "
+                f"Mail.ReadWrite and Mail.Send with admin consent, and check that an "
+                f"Application Access Policy includes this mailbox ({exc.code})")
+    if exc.status == 404 and exc.code in ("ErrorInvalidUser", "ResourceNotFound",
+                                          "MailboxNotEnabledForRESTAPI"):
+        return f"mailbox {mailbox} not found in this tenant or has no Exchange Online licence"
+    return f"Graph answered {exc.status} {exc.code}: {exc.message[:200]}"
+
+
+class GraphClient:
+    """Authenticated JSON/bytes calls with 401 refresh and 429/503 Retry-After handling."""
+
+    def __init__(self, tokens: TokenProvider, base_url: str = GRAPH_URL, timeout: float = 30.0,
+                 max_retries: int = 4, sleep: Callable[[float], None] = time.sleep,
+                 http: httpx.Client | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._tokens = tokens
+        self._sleep = sleep
+        self._max_retries = max_retries
+        self._http = http or httpx.Client(timeout=timeout)
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("https://") or path.startswith("http://") \
+            else f"{self.base_url}{path}"
+
+    def request(self, method: str, path: str, *, stream_limit: int | None = None,
+                **kwargs: Any) -> httpx.Response:
+        """The response (2xx), GraphError, or Throttled when retries ran out.
+
+        With `stream_limit`, the body is read up to that many bytes plus one; a longer body
+        comes back truncated with `response.extensions["truncated"] = True`.
+        """
+        refreshed = False
+        attempt = 0
+        extra = dict(kwargs.pop("headers", None) or {})
+        while True:
+            kwargs["headers"] = {**extra, "Authorization": f"Bearer {self._tokens.token()}"}
+            if stream_limit is None:
+                resp = self._http.request(method, self.url(path), **kwargs)
+            else:
+                resp = self._stream(method, path, stream_limit, **kwargs)
+            if resp.status_code < 300:
+                return resp
+            if resp.status_code == 401 and not refreshed:
+                refreshed = True
+                self._tokens.invalidate()
+                continue
+            if resp.status_code in (429, 503, 504):
+                wait = _retry_after(resp)
+                if attempt >= self._max_retries:
+                    raise Throttled(wait)
+                attempt += 1
+                log.warning("Graph throttled (%d): waiting %.0f s", resp.status_code, wait)
+                self._sleep(wait)
+                continue
+            raise _graph_error(resp)
+
+    def _stream(self, method: str, path: str, limit: int, **kwargs: Any) -> httpx.Response:
+        with self._http.stream(method, self.url(path), **kwargs) as resp:
+            if resp.status_code >= 300:
+                resp.read()
+                return resp
+            length = resp.headers.get("Content-Length")
+            chunks: list[bytes] = []
+            size = 0
+            truncated = length is not None and length.isdigit() and int(length) > limit
+            if not truncated:
+                for chunk in resp.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > limit:
+                        truncated = True
+                        break
+            out = httpx.Response(resp.status_code, headers=resp.headers,
+                                 content=b"".join(chunks), request=resp.request)
+            out.extensions["truncated"] = truncated
+            return out
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    try:
+        return max(0.0, float(resp.headers.get("Retry-After", "5")))
+    except ValueError:
+        return 5.0
+
+
+def _graph_error(resp: httpx.Response) -> GraphError:
+    try:
+        err = resp.json().get("error", {})
+        return GraphError(resp.status_code, str(err.get("code", "")), str(err.get("message", "")))
+    except ValueError:
+        return GraphError(resp.status_code, "", resp.text[:200])
+
+
+def graph_client_from_config(options: Mapping[str, Any], env: ConnectorEnv) -> GraphClient:
+    try:
+        timeout = float(options.get("timeout", 30))
+        retries = int(options.get("max_retries", 4))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{env.where}: timeout/max_retries: not a number ({exc})") from None
+    return GraphClient(token_provider_from_config(options, env, GRAPH_SCOPE),
+                       base_url=str(options.get("base_url", GRAPH_URL)), timeout=timeout,
+                       max_retries=retries)
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    mailbox: str
+    folder: str = "Inbox"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    unrelated_folder: str | None = None
+    max_message_bytes: int = 25 * 1024 * 1024
+    page_size: int = 50
+
+
+_WELL_KNOWN = {"inbox", "archive", "deleteditems", "drafts", "junkemail", "sentitems"}
+
+
+class GraphSource(MailboxSource):
+    name = "graph"
+
+    def __init__(self, settings: GraphSettings, client: GraphClient,
+                 state_store: SyncStateStore) -> None:
+        self.settings = settings
+        self._client = client
+        self._store = state_store
+        self._user = f"/users/{quote(settings.mailbox)}"
+        self._folder_ids: dict[str, str] = {}
+        self._pending: set[str] = set()
+        self._left: set[str] = set()
+        self._round_link: str | None = None     # the delta link to save once all are settled
+        self.state_key = f"graph:{settings.mailbox}"
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> GraphSource:
+        reject_inline_secrets(options, env)
+        check_keys(options, GRAPH_KEYS, env.where)
+        if not options.get("mailbox"):
+            raise ConfigError(f"{env.where}: mailbox: required (the address Graph reads)")
+        try:
+            settings = GraphSettings(
+                mailbox=str(options["mailbox"]), folder=str(options.get("folder", "Inbox")),
+                processed_folder=str(options.get("processed_folder", "Processed")),
+                quarantine_folder=str(options.get("quarantine_folder", "Quarantine")),
+                unrelated_folder=options.get("unrelated_folder") or None,
+                max_message_bytes=int(options.get("max_message_bytes", 25 * 1024 * 1024)),
+                page_size=int(options.get("page_size", 50)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{env.where}: a number is not valid ({exc})") from None
+        return cls(settings, graph_client_from_config(options, env), env.state_store)
+
+    # ------------------------------------------------------------------ calls
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._client.request(method, path, **kwargs)
+        except Throttled as exc:
+            raise MailboxUnavailable(f"{self.state_key}: {exc}") from None
+        except GraphError as exc:
+            msg = f"{self.state_key}: {explain_graph_error(exc, self.settings.mailbox)}"
+            if exc.status in (401, 403):
+                raise MailboxAuthError(msg) from None
+            raise MailboxUnavailable(msg) from None
+        except httpx.HTTPError as exc:
+            raise MailboxUnavailable(f"{self.state_key}: cannot reach Graph "
+                                     f"({type(exc).__name__}: {exc})") from None
+
+    def folder_id(self, name: str, create: bool = False) -> str:
+        """A folder's id by well-known name or display name (a child of the root), created if
+        asked and absent."""
+        if name in self._folder_ids:
+            return self._folder_ids[name]
+        if name.lower() in _WELL_KNOWN:
+            fid = str(self._call("GET", f"{self._user}/mailFolders/{name.lower()}",
+                                 params={"$select": "id"}).json()["id"])
+        else:
+            escaped = name.replace("'", "''")
+            found = self._call("GET", f"{self._user}/mailFolders",
+                               params={"$filter": f"displayName eq '{escaped}'",
+                                       "$select": "id,displayName"}).json().get("value", [])
+            if found:
+                fid = str(found[0]["id"])
+            elif create:
+                log.info("%s: creating folder %s", self.state_key, name)
+                fid = str(self._call("POST", f"{self._user}/mailFolders",
+                                     json={"displayName": name}).json()["id"])
+            else:
+                raise MailboxUnavailable(f"{self.state_key}: folder {name!r} not found")
+        self._folder_ids[name] = fid
+        return fid
+
+    # ------------------------------------------------------------------ fetch
+
+    def fetch(self) -> Iterator[InboundMail]:
+        state = self._store.load(self.state_key, self.settings.folder) or SyncState()
+        if state.cursor:
+            url = state.cursor
+            params: dict[str, str] | None = None
+        else:
+            url = f"{self._user}/mailFolders/{self.folder_id(self.settings.folder)}/messages/delta"
+            params = {"$select": "id,internetMessageId,receivedDateTime"}
+        ids: list[str] = []
+        while True:
+            page = self._call("GET", url, params=params,
+                              headers={"Prefer": f"odata.maxpagesize={self.settings.page_size}"}
+                              ).json()
+            for item in page.get("value", []):
+                if "@removed" not in item and item["id"] not in self._left:
+                    ids.append(str(item["id"]))
+            params = None
+            if "@odata.nextLink" in page and page["@odata.nextLink"] != url:
+                url = page["@odata.nextLink"]
+                continue
+            self._round_link = page.get("@odata.deltaLink")
+            break
+        self._pending = set(ids)
+        self._maybe_save_round()
+        for mid in ids:
+            resp = self._call("GET", f"{self._user}/messages/{quote(mid)}/$value",
+                              stream_limit=self.settings.max_message_bytes)
+            if resp.extensions.get("truncated"):
+                log.warning("%s: message %s is over max_message_bytes %d: quarantined without "
+                            "downloading", self.state_key, mid, self.settings.max_message_bytes)
+                self._move(mid, self.settings.quarantine_folder)
+                self._settled(mid)
+                continue
+            yield InboundMail(raw=resp.content, source_id=f"graph:{mid}",
+                              folder=self.settings.folder)
+
+    # ------------------------------------------------------------------ settle
+
+    def settle(self, mail: InboundMail, outcome: Outcome, reason: str | None = None) -> None:
+        mid = mail.source_id.removeprefix("graph:")
+        target = {Outcome.PROCESSED: self.settings.processed_folder,
+                  Outcome.QUARANTINED: self.settings.quarantine_folder,
+                  Outcome.LEFT: self.settings.unrelated_folder}[Outcome(outcome)]
+        if target is not None:
+            self._move(mid, target)
+        elif Outcome(outcome) is Outcome.LEFT:
+            self._left.add(mid)
+        self._settled(mid)
+
+    def _move(self, mid: str, folder: str) -> None:
+        dest = self.folder_id(folder, create=True)
+        try:
+            self._client.request("POST", f"{self._user}/messages/{quote(mid)}/move",
+                                 json={"destinationId": dest})
+        except GraphError as exc:
+            if exc.status == 404:   # already moved (a retry after a lost answer)
+                log.info("%s: message %s already gone from the folder", self.state_key, mid)
+                return
+            raise MailboxUnavailable(f"{self.state_key}: move failed: "
+                                     f"{explain_graph_error(exc, self.settings.mailbox)}") from None
+        except Throttled as exc:
+            raise MailboxUnavailable(f"{self.state_key}: {exc}") from None
+
+    def _settled(self, mid: str) -> None:
+        self._pending.discard(mid)
+        self._maybe_save_round()
+
+    def _maybe_save_round(self) -> None:
+        if not self._pending and self._round_link:
+            state = self._store.load(self.state_key, self.settings.folder) or SyncState()
+            self._store.save(self.state_key, self.settings.folder,
+                             SyncState(state.uidvalidity, state.last_uid, self._round_link))
+            self._round_link = None
+
+    def close(self) -> None:
+        self._client.close()

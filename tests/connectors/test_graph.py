@@ -1,0 +1,188 @@
+"""Graph source and transport against recorded HTTP exchanges (respx)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+import respx
+
+from mailflow.connectors import MemorySyncStateStore
+from mailflow.sources.base import Outcome
+from mailflow.sources.graph import GraphClient, GraphSettings, GraphSource
+from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
+from mailflow.transports.base import OutgoingMail, PermanentSendError, TransientSendError
+from mailflow.transports.graph import GraphTransport
+
+from .conftest import make_mail
+
+BASE = "https://graph.test/v1.0"
+USER = f"{BASE}/users/sab%40council.gov.uk"
+
+
+class Tokens:
+    def __init__(self) -> None:
+        self.issued = 0
+
+    def token(self) -> str:
+        return f"tok-{self.issued}"
+
+    def invalidate(self) -> None:
+        self.issued += 1
+
+
+def client(sleeps: list[float] | None = None, tokens: Tokens | None = None) -> GraphClient:
+    return GraphClient(tokens or Tokens(), base_url=BASE, max_retries=2,
+                       sleep=(sleeps if sleeps is not None else []).append)
+
+
+def source(store=None, **kw) -> GraphSource:
+    return GraphSource(GraphSettings(mailbox="sab@council.gov.uk", **kw), client(),
+                       store or MemorySyncStateStore())
+
+
+def mock_folders(router: respx.MockRouter) -> None:
+    router.get(f"{USER}/mailFolders/inbox").respond(json={"id": "INBOX-ID"})
+    router.get(f"{USER}/mailFolders", params={"$filter": "displayName eq 'Processed'"}).respond(
+        json={"value": []})
+    router.post(f"{USER}/mailFolders").respond(201, json={"id": "PROC-ID"})
+
+
+@respx.mock(assert_all_called=False)
+def test_delta_fetch_raw_mime_and_move_after_commit(respx_mock) -> None:
+    mock_folders(respx_mock)
+    raw1, raw2 = make_mail()[1], make_mail()[1]
+    # The more specific route first: respx takes the first that matches.
+    respx_mock.get(f"{USER}/mailFolders/INBOX-ID/messages/delta",
+                   params={"$skiptoken": "2"}).respond(json={
+                       "value": [], "@odata.deltaLink": f"{USER}/delta?$deltatoken=T1"})
+    respx_mock.get(f"{USER}/mailFolders/INBOX-ID/messages/delta").respond(json={
+        "value": [{"id": "A"}, {"id": "B"}, {"id": "GONE", "@removed": {"reason": "deleted"}}],
+        "@odata.nextLink": f"{USER}/mailFolders/INBOX-ID/messages/delta?$skiptoken=2"})
+    respx_mock.get(f"{USER}/messages/A/$value").respond(content=raw1)
+    respx_mock.get(f"{USER}/messages/B/$value").respond(content=raw2)
+    move_a = respx_mock.post(f"{USER}/messages/A/move").respond(201, json={"id": "A2"})
+    move_b = respx_mock.post(f"{USER}/messages/B/move").respond(201, json={"id": "B2"})
+    store = MemorySyncStateStore()
+    src = source(store)
+    got = list(src.fetch())
+    assert [m.raw for m in got] == [raw1, raw2]
+    assert not move_a.called                            # nothing moves before the commit
+    assert store.load(src.state_key, "Inbox") is None   # nor is the round saved
+    src.settle(got[0], Outcome.PROCESSED)
+    assert json.loads(move_a.calls[0].request.content) == {"destinationId": "PROC-ID"}
+    assert store.load(src.state_key, "Inbox") is None
+    src.settle(got[1], Outcome.LEFT)
+    assert not move_b.called
+    assert store.load(src.state_key, "Inbox").cursor == f"{USER}/delta?$deltatoken=T1"
+    # Next pass starts from the saved delta link.
+    respx_mock.get(f"{USER}/delta", params={"$deltatoken": "T1"}).respond(json={
+        "value": [{"id": "B"}], "@odata.deltaLink": f"{USER}/delta?$deltatoken=T2"})
+    assert list(src.fetch()) == []                      # B was LEFT: not handed out again
+    assert store.load(src.state_key, "Inbox").cursor.endswith("T2")
+
+
+@respx.mock(assert_all_called=False)
+def test_crash_before_settle_hands_out_again(respx_mock) -> None:
+    mock_folders(respx_mock)
+    respx_mock.get(f"{USER}/mailFolders/INBOX-ID/messages/delta").respond(json={
+        "value": [{"id": "A"}], "@odata.deltaLink": f"{USER}/delta?$deltatoken=T1"})
+    respx_mock.get(f"{USER}/messages/A/$value").respond(content=make_mail()[1])
+    store = MemorySyncStateStore()
+    assert len(list(source(store).fetch())) == 1        # then the process dies
+    assert len(list(source(store).fetch())) == 1        # same round again
+
+
+@respx.mock(assert_all_called=False)
+def test_oversize_quarantined_without_full_download(respx_mock) -> None:
+    respx_mock.get(f"{USER}/mailFolders/inbox").respond(json={"id": "INBOX-ID"})
+    respx_mock.get(f"{USER}/mailFolders",
+                   params={"$filter": "displayName eq 'Quarantine'"}).respond(
+        json={"value": [{"id": "Q-ID", "displayName": "Quarantine"}]})
+    respx_mock.get(f"{USER}/mailFolders/INBOX-ID/messages/delta").respond(json={
+        "value": [{"id": "BIG"}], "@odata.deltaLink": f"{USER}/delta?$deltatoken=T1"})
+    respx_mock.get(f"{USER}/messages/BIG/$value").respond(content=b"x" * 50_000)
+    move = respx_mock.post(f"{USER}/messages/BIG/move").respond(201, json={"id": "BIG2"})
+    assert list(source(max_message_bytes=10_000).fetch()) == []
+    assert json.loads(move.calls[0].request.content) == {"destinationId": "Q-ID"}
+
+
+@respx.mock(assert_all_called=False)
+def test_throttling_honours_retry_after(respx_mock) -> None:
+    route = respx_mock.get(f"{USER}/mailFolders/inbox")
+    route.side_effect = [httpx.Response(429, headers={"Retry-After": "7"}),
+                         httpx.Response(503, headers={"Retry-After": "2"}),
+                         httpx.Response(200, json={"id": "INBOX-ID"})]
+    sleeps: list[float] = []
+    src = GraphSource(GraphSettings(mailbox="sab@council.gov.uk"), client(sleeps),
+                      MemorySyncStateStore())
+    assert src.folder_id("Inbox") == "INBOX-ID"
+    assert sleeps == [7.0, 2.0]
+
+
+@respx.mock(assert_all_called=False)
+def test_throttled_too_long_is_unavailable(respx_mock) -> None:
+    respx_mock.get(f"{USER}/mailFolders/inbox").respond(429, headers={"Retry-After": "30"})
+    with pytest.raises(MailboxUnavailable, match="retry after 30"):
+        list(source().fetch())
+
+
+@respx.mock(assert_all_called=False)
+def test_auth_failures_explained(respx_mock) -> None:
+    tokens = Tokens()
+    route = respx_mock.get(f"{USER}/mailFolders/inbox")
+    route.respond(401, json={"error": {"code": "InvalidAuthenticationToken", "message": "x"}})
+    src = GraphSource(GraphSettings(mailbox="sab@council.gov.uk"), client(tokens=tokens),
+                      MemorySyncStateStore())
+    with pytest.raises(MailboxAuthError, match="admin consent"):
+        list(src.fetch())
+    assert tokens.issued == 1 and route.call_count == 2   # one refresh, then give up
+    assert route.calls[1].request.headers["Authorization"] == "Bearer tok-1"
+    route.respond(403, json={"error": {"code": "ErrorAccessDenied", "message": "denied"}})
+    with pytest.raises(MailboxAuthError, match="Mail.ReadWrite.*Application Access Policy"):
+        list(src.fetch())
+
+
+def outgoing() -> OutgoingMail:
+    mid, raw = make_mail()
+    return OutgoingMail(mid, "sab@council.gov.uk", ("a@agency.example",), raw)
+
+
+@respx.mock(assert_all_called=False)
+def test_send_raw_mime(respx_mock) -> None:
+    route = respx_mock.post(f"{USER}/sendMail").respond(202)
+    t = GraphTransport("sab@council.gov.uk", client())
+    mail = outgoing()
+    t.send(mail)
+    req = route.calls[0].request
+    assert req.headers["Content-Type"] == "text/plain"
+    assert base64.b64decode(req.content) == mail.raw
+
+
+@respx.mock(assert_all_called=False)
+def test_send_errors(respx_mock) -> None:
+    route = respx_mock.post(f"{USER}/sendMail")
+    t = GraphTransport("sab@council.gov.uk", client())
+    route.respond(429, headers={"Retry-After": "12"})
+    with pytest.raises(TransientSendError) as info:
+        t.send(outgoing())
+    assert info.value.retry_after == 12
+    route.respond(400, json={"error": {"code": "ErrorMimeContentInvalid", "message": "bad"}})
+    with pytest.raises(PermanentSendError, match="ErrorMimeContentInvalid"):
+        t.send(outgoing())
+    route.respond(403, json={"error": {"code": "ErrorAccessDenied", "message": "denied"}})
+    with pytest.raises(TransientSendError, match="Mail.Send"):
+        t.send(outgoing())
+
+
+@respx.mock(assert_all_called=False)
+def test_already_sent_looks_in_sent_items(respx_mock) -> None:
+    route = respx_mock.get(f"{USER}/mailFolders/sentitems/messages")
+    t = GraphTransport("sab@council.gov.uk", client())
+    route.respond(json={"value": [{"id": "S1"}]})
+    assert t.already_sent("<a@b>") is True
+    assert route.calls[0].request.url.params["$filter"] == "internetMessageId eq '<a@b>'"
+    route.respond(json={"value": []})
+    assert t.already_sent("<a@b>") is False
