@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.core.lifecycle import InvalidTransition, State
 from mailflow.db.models import Case, InboundMessage, OutboxMessage
-from mailflow.db.store import find_case, record_event
+from mailflow.db.store import record_event
 from mailflow.pipeline import cases
 from mailflow.pipeline.authorise import over_rate_limit, verify_reply
 from mailflow.pipeline.cases import Actor
@@ -110,11 +110,15 @@ def _case_of(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage) -> Case 
     tied to another case, refused) there, rather than silently applied to the thread's case."""
     ref = parsed.case_ref
     named = ref_from_subject(parsed.subject)
-    if named and named != ref and named.startswith(rt.prefix + "-") and find_case(s, named) is not None:
+    if named and named != ref and named.startswith(rt.prefix + "-") and \
+            s.scalar(select(Case.id).where(Case.reference == named)) is not None:
         ref = named
     if not ref or not ref.startswith(rt.prefix + "-"):
         return None
-    return find_case(s, ref)
+    # Hold the case (PostgreSQL) and read it fresh: a sweeper moving it concurrently finishes first
+    # (or skips it), so a reply never acts on a stage that has just changed under it.
+    return s.scalars(select(Case).where(Case.reference == ref).with_for_update()
+                     .execution_options(populate_existing=True)).first()
 
 
 def _bounce(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inbound: InboundMessage,

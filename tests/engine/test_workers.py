@@ -117,3 +117,63 @@ def test_a_worker_skips_a_case_another_worker_holds(tmp_path, pg_url):
         assert [(f.reference, f.action) for f in again.fired] == [(held, "escalate")]
     finally:
         h.app.close()
+
+
+@pytest.mark.postgres
+def test_a_reply_waits_for_a_sweeper_moving_the_same_case(tmp_path, pg_url):
+    """A sweeper escalates the case (Stage 1 -> 2) while a #resolved reply about it is ingested:
+    the reply acts on the case as the sweeper left it (resolved at Stage 2, confirmation due at
+    Stage 2), not on the Stage 1 it read before."""
+    import threading
+
+    from mailflow.clock import parse_instant
+    from mailflow.pipeline import cases as case_actions
+    from tests.engine.conftest import ASC_MANAGER
+
+    h = open_harness(tmp_path, pg_url)
+    try:
+        ref = h.open_case()
+        thread_id = h.last_sent(ref, ASC_MANAGER).message_id
+        at = parse_instant("2026-12-31T10:00:00")
+        h.clock.set(at)
+        locked, release = threading.Event(), threading.Event()
+
+        def sweeper() -> None:
+            with h.app.db.transaction() as s:
+                case = s.scalars(select(Case).where(Case.reference == ref).with_for_update()).one()
+                case_actions.escalate(s, h.rt, case, case_actions.Actor("deadline"), at, "time ran out",
+                                      clock_start=parse_instant("2026-12-30T17:00:00"), automatic=True)
+                s.flush()
+                locked.set()
+                release.wait(30)
+
+        from tests.conftest import make_message
+
+        t1 = threading.Thread(target=sweeper)
+        t1.start()
+        assert locked.wait(10)
+        got: list = []
+        raw = make_message(ASC_MANAGER, f"Re: [{ref}] Stage 1", "#resolved agreed", in_reply_to=thread_id)
+        t2 = threading.Thread(target=lambda: got.append(h.ingest(raw)))
+        t2.start()
+        import psycopg
+
+        from tests.conftest import PG_ADMIN_URL
+
+        # Wait until the reply is queued behind the sweeper's lock (no sleeping: poll the server).
+        with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), autocommit=True) as conn:
+            for _ in range(20000):
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()
+                if row and row[0] or not t2.is_alive():
+                    break
+        release.set()
+        t1.join(30)
+        t2.join(30)
+        assert got and got[0][1] is None, got
+        c = h.case(ref)
+        assert (c["state"], c["stage"]) == ("resolved", 2)
+        assert {d[0] for d in h.pending(ref)} == {2}
+        assert [d[2] for d in h.pending(ref)] == ["remind", "chase"]
+        assert "Stage 2" in h.outbox(ref, "confirmation_request")[0].subject
+    finally:
+        h.app.close()
