@@ -180,3 +180,23 @@ def test_reply_by_signed_token_is_trusted(h):
     ref = h.open_case()
     h.reply(ref, ASC_MANAGER, "#resolved agreed", how="token")
     assert h.case(ref)["state"] == "resolved"
+
+
+def test_confirmed_before_any_resolution_is_refused_and_says_so(h):
+    ref = h.open_case()
+    before = h.snapshot(ref)
+    h.reply(ref, ASC_MANAGER, "#confirmed")
+    assert h.snapshot(ref) == before
+    [refusal] = h.outbox(ref, "case_update")
+    assert refusal.recipients == [ASC_MANAGER] and "#confirmed not applied" in refusal.subject
+    assert "cannot be confirmed" in h.events(ref, "command_refused")[0].detail["why"]
+
+
+def test_withdrawn_case_fires_nothing_more(h):
+    ref = h.open_case()
+    h.reply(ref, RAISER, "#withdraw resolved informally on the ward")
+    assert h.case(ref)["state"] == "withdrawn" and h.pending(ref) == []
+    assert BUSINESS in recipients(h.outbox(ref, "case_update")[0])
+    count = len(h.outbox(ref))
+    h.run_until("2027-03-01T10:00:00")
+    assert len(h.outbox(ref)) == count
