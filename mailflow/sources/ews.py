@@ -1,0 +1,276 @@
+"""EWS mailbox source (exchangelib) for on-premises Exchange, or Exchange Online while EWS lasts
+(blocked by default from 1 October 2026 unless allow-listed; removed 1 April 2027: see
+mailflow/sources/graph.py for moving to Graph).
+
+- Credentials: NTLM (`auth = "ntlm"`, username DOMAIN\\user + password) or app-only OAuth2
+  (`auth = "oauth2"`, tenant_id/client_id/client_secret, permission full_access_as_app).
+- Server: `server = "mail.council.local"` or `autodiscover = true`.
+- `SyncFolderItems` with the sync state kept in SyncState.cursor, saved only once every item
+  of the round has been settled (a crash before settle hands them out again).
+- Sizes are read first; oversize items go to quarantine without their MIME being fetched.
+- settle() moves the item (folders created under the top of the mailbox if absent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore, check_keys
+from mailflow.errors import ConfigError
+from mailflow.oauth import reject_inline_secrets
+from mailflow.sources.base import InboundMail, MailboxSource, Outcome
+from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
+
+log = logging.getLogger(__name__)
+
+EWS_KEYS = {"mailbox", "auth", "username", "password_env", "password_file", "tenant_id",
+            "client_id", "client_secret_env", "client_secret_file", "server", "autodiscover",
+            "folder", "processed_folder", "quarantine_folder", "unrelated_folder",
+            "max_message_bytes", "batch_size"}
+
+
+@dataclass(frozen=True)
+class EwsSettings:
+    mailbox: str
+    folder: str = "Inbox"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    unrelated_folder: str | None = None
+    max_message_bytes: int = 25 * 1024 * 1024
+    batch_size: int = 50
+
+
+def account_from_config(options: Mapping[str, Any], env: ConnectorEnv) -> Callable[[], Any]:
+    """A function that builds the exchangelib Account (lazily: it talks to the server)."""
+    where = env.where
+    mailbox = options.get("mailbox")
+    if not mailbox:
+        raise ConfigError(f"{where}: mailbox: required (the primary SMTP address)")
+    auth = str(options.get("auth", "ntlm"))
+    server = options.get("server")
+    autodiscover = bool(options.get("autodiscover", False))
+    if bool(server) == autodiscover:
+        raise ConfigError(f"{where}: give either 'server' or 'autodiscover = true'")
+    if auth == "ntlm":
+        if not options.get("username"):
+            raise ConfigError(f"{where}: username: required with auth = \"ntlm\" (DOMAIN\\user)")
+        password = env.secret(options, "password")
+        client_secret = None
+    elif auth == "oauth2":
+        for key in ("tenant_id", "client_id"):
+            if not options.get(key):
+                raise ConfigError(f"{where}: {key}: required with auth = \"oauth2\"")
+        client_secret = env.secret(options, "client_secret")
+        password = None
+    else:
+        raise ConfigError(f"{where}: auth: {auth!r} is not one of ntlm, oauth2")
+
+    def build() -> Any:
+        from exchangelib import (
+            DELEGATE,
+            IMPERSONATION,
+            NTLM,
+            OAUTH2,
+            Account,
+            Configuration,
+            Credentials,
+            Identity,
+            OAuth2Credentials,
+        )
+
+        if auth == "ntlm":
+            creds: Any = Credentials(str(options["username"]), password)
+            access, auth_type = DELEGATE, NTLM
+        else:
+            creds = OAuth2Credentials(client_id=str(options["client_id"]),
+                                      client_secret=client_secret,
+                                      tenant_id=str(options["tenant_id"]),
+                                      identity=Identity(primary_smtp_address=str(mailbox)))
+            access, auth_type = IMPERSONATION, OAUTH2
+        if autodiscover:
+            return Account(str(mailbox), credentials=creds, autodiscover=True,
+                           access_type=access)
+        config = Configuration(server=str(server), credentials=creds, auth_type=auth_type)
+        return Account(str(mailbox), config=config, autodiscover=False, access_type=access)
+
+    return build
+
+
+def explain_ews_error(exc: BaseException, mailbox: str) -> str:
+    name = type(exc).__name__
+    if name in ("UnauthorizedError", "ErrorAccessDenied", "ErrorNonExistentMailbox",
+                "ErrorImpersonateUserDenied"):
+        return (f"EWS refused access to {mailbox} ({name}): check the credentials; for OAuth2 "
+                f"the app needs the full_access_as_app permission with admin consent (and in "
+                f"Exchange Online, the tenant must still allow EWS)")
+    if name in ("ErrorServerBusy", "ErrorTooManyObjectsOpened") or "ErrorServerBusy" in str(exc):
+        return f"Exchange is throttling this client ({name}): it is retried later"
+    if name in ("AutoDiscoverFailed",):
+        return f"autodiscover found no EWS endpoint for {mailbox}: set 'server' instead"
+    if name in ("TransportError", "RateLimitError"):
+        return f"cannot reach the EWS server ({exc})"
+    return f"{name}: {str(exc)[:200]}"
+
+
+class EwsSource(MailboxSource):
+    name = "ews"
+
+    def __init__(self, settings: EwsSettings, account_factory: Callable[[], Any],
+                 state_store: SyncStateStore) -> None:
+        self.settings = settings
+        self._factory = account_factory
+        self._store = state_store
+        self._account: Any = None
+        self._folders: dict[str, Any] = {}
+        self._pending: set[str] = set()
+        self._left: set[str] = set()
+        self._round_state: str | None = None
+        self.state_key = f"ews:{settings.mailbox}"
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> EwsSource:
+        reject_inline_secrets(options, env)
+        check_keys(options, EWS_KEYS, env.where)
+        factory = account_from_config(options, env)
+        try:
+            settings = EwsSettings(
+                mailbox=str(options["mailbox"]), folder=str(options.get("folder", "Inbox")),
+                processed_folder=str(options.get("processed_folder", "Processed")),
+                quarantine_folder=str(options.get("quarantine_folder", "Quarantine")),
+                unrelated_folder=options.get("unrelated_folder") or None,
+                max_message_bytes=int(options.get("max_message_bytes", 25 * 1024 * 1024)),
+                batch_size=int(options.get("batch_size", 50)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{env.where}: a number is not valid ({exc})") from None
+        return cls(settings, factory, env.state_store)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _guard(self, what: Callable[[], Any]) -> Any:
+        """Run an exchangelib call, turning its errors into MailboxUnavailable/AuthError."""
+        try:
+            return what()
+        except MailboxUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - exchangelib raises many unrelated types
+            msg = f"{self.state_key}: {explain_ews_error(exc, self.settings.mailbox)}"
+            if "refused access" in msg:
+                raise MailboxAuthError(msg) from None
+            self._account = None if type(exc).__name__ == "TransportError" else self._account
+            raise MailboxUnavailable(msg) from None
+
+    def account(self) -> Any:
+        if self._account is None:
+            self._account = self._guard(self._factory)
+        return self._account
+
+    def folder(self, name: str, create: bool = False) -> Any:
+        if name in self._folders:
+            return self._folders[name]
+        acc = self.account()
+
+        def find() -> Any:
+            if name.lower() == "inbox":
+                return acc.inbox
+            parent = acc.msg_folder_root
+            for child in parent.children:
+                if child.name == name:
+                    return child
+            if not create:
+                raise MailboxUnavailable(f"{self.state_key}: folder {name!r} not found")
+            from exchangelib import Folder
+
+            log.info("%s: creating folder %s", self.state_key, name)
+            folder = Folder(parent=parent, name=name)
+            folder.save()
+            return folder
+
+        self._folders[name] = self._guard(find)
+        return self._folders[name]
+
+    def check(self) -> int:
+        """For `mailflow doctor`: connect and count the items in the watched folder."""
+        folder = self.folder(self.settings.folder)
+        return int(self._guard(lambda: folder.total_count or 0))
+
+    # ------------------------------------------------------------------ fetch
+
+    def fetch(self) -> Iterator[InboundMail]:
+        state = self._store.load(self.state_key, self.settings.folder) or SyncState()
+        folder = self.folder(self.settings.folder)
+        folder.item_sync_state = state.cursor
+
+        def sync() -> list[tuple[str, str, int]]:
+            found: list[tuple[str, str, int]] = []
+            for change, item in folder.sync_items(sync_state=state.cursor,
+                                                  only_fields=["id", "changekey", "size"],
+                                                  max_changes_returned=self.settings.batch_size):
+                if change == "create" and item.id not in self._left:
+                    found.append((item.id, item.changekey, int(item.size or 0)))
+            return found
+
+        items = self._guard(sync)
+        self._round_state = folder.item_sync_state
+        self._pending = {i for i, _, _ in items}
+        self._maybe_save_round()
+        acc = self.account()
+        for item_id, changekey, size in items:
+            if size > self.settings.max_message_bytes:
+                log.warning("%s: item %s is %d bytes, over max_message_bytes: quarantined "
+                            "without downloading", self.state_key, item_id[-12:], size)
+                self._move(item_id, changekey, self.settings.quarantine_folder)
+                self._settled(item_id)
+                continue
+            fetched = self._guard(lambda i=item_id, c=changekey: list(
+                acc.fetch(ids=[(i, c)], only_fields=["mime_content"])))
+            if not fetched or isinstance(fetched[0], Exception):
+                self._settled(item_id)   # deleted meanwhile
+                continue
+            yield InboundMail(raw=bytes(fetched[0].mime_content),
+                              source_id=f"ews:{item_id}:{changekey}",
+                              folder=self.settings.folder)
+
+    # ------------------------------------------------------------------ settle
+
+    def settle(self, mail: InboundMail, outcome: Outcome, reason: str | None = None) -> None:
+        _, item_id, changekey = mail.source_id.split(":", 2)
+        target = {Outcome.PROCESSED: self.settings.processed_folder,
+                  Outcome.QUARANTINED: self.settings.quarantine_folder,
+                  Outcome.LEFT: self.settings.unrelated_folder}[Outcome(outcome)]
+        if target is not None:
+            self._move(item_id, changekey, target)
+        elif Outcome(outcome) is Outcome.LEFT:
+            self._left.add(item_id)
+        self._settled(item_id)
+
+    def _move(self, item_id: str, changekey: str, folder_name: str) -> None:
+        to = self.folder(folder_name, create=True)
+        acc = self.account()
+        results = self._guard(lambda: list(acc.bulk_move(ids=[(item_id, changekey)],
+                                                         to_folder=to)))
+        for r in results:
+            if isinstance(r, Exception) and type(r).__name__ != "ErrorItemNotFound":
+                raise MailboxUnavailable(f"{self.state_key}: move failed: "
+                                         f"{explain_ews_error(r, self.settings.mailbox)}")
+
+    def _settled(self, item_id: str) -> None:
+        self._pending.discard(item_id)
+        self._maybe_save_round()
+
+    def _maybe_save_round(self) -> None:
+        if not self._pending and self._round_state:
+            state = self._store.load(self.state_key, self.settings.folder) or SyncState()
+            self._store.save(self.state_key, self.settings.folder,
+                             SyncState(state.uidvalidity, state.last_uid, self._round_state))
+            self._round_state = None
+
+    def close(self) -> None:
+        acc, self._account = self._account, None
+        if acc is not None:
+            try:
+                acc.protocol.close()
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass

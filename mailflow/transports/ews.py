@@ -1,0 +1,83 @@
+"""EWS transport (exchangelib): sends the raw MIME with CreateItem/SendAndSaveCopy, so a copy
+lands in Sent Items; `already_sent()` looks the Message-ID up there.
+
+Same config keys as the EWS source (mailbox, auth, server/autodiscover, credentials).
+Throttling, connection and access errors are transient (the outbox retries; the watchdog
+reports a growing outbox); a refused message or recipient is permanent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.oauth import reject_inline_secrets
+from mailflow.sources.ews import account_from_config, explain_ews_error
+from mailflow.transports.base import (
+    MailTransport,
+    OutgoingMail,
+    PermanentSendError,
+    TransientSendError,
+)
+
+log = logging.getLogger(__name__)
+
+EWS_TRANSPORT_KEYS = {"mailbox", "auth", "username", "password_env", "password_file",
+                      "tenant_id", "client_id", "client_secret_env", "client_secret_file",
+                      "server", "autodiscover"}
+_PERMANENT = {"ErrorInvalidRecipients", "ErrorMissingRecipients", "ErrorMimeContentConversionFailed",
+              "ErrorMessageSizeExceeded", "ErrorInvalidSmtpAddress", "ErrorSendAsDenied"}
+
+
+class EwsTransport(MailTransport):
+    name = "ews"
+
+    def __init__(self, mailbox: str, account_factory: Callable[[], Any]) -> None:
+        self.mailbox = mailbox
+        self._factory = account_factory
+        self._account: Any = None
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> EwsTransport:
+        reject_inline_secrets(options, env)
+        check_keys(options, EWS_TRANSPORT_KEYS, env.where)
+        return cls(str(options.get("mailbox", "")), account_from_config(options, env))
+
+    def send(self, mail: OutgoingMail) -> None:
+        from exchangelib import Mailbox, Message
+
+        try:
+            if self._account is None:
+                self._account = self._factory()
+            acc = self._account
+            msg = Message(account=acc, folder=acc.sent, mime_content=mail.raw,
+                          to_recipients=[Mailbox(email_address=r) for r in mail.recipients])
+            msg.send_and_save()
+        except Exception as exc:  # noqa: BLE001 - exchangelib raises many unrelated types
+            name = type(exc).__name__
+            text = f"{mail.message_id}: {explain_ews_error(exc, self.mailbox)}"
+            if name in _PERMANENT:
+                raise PermanentSendError(text) from None
+            if name == "TransportError":
+                self._account = None
+            back_off = getattr(exc, "back_off", None)
+            raise TransientSendError(text, retry_after=back_off) from None
+
+    def already_sent(self, message_id: str) -> bool | None:
+        try:
+            if self._account is None:
+                self._account = self._factory()
+            return bool(self._account.sent.filter(message_id=message_id).exists())
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot check Sent Items for %s: %s", message_id, type(exc).__name__)
+            return None
+
+    def close(self) -> None:
+        acc, self._account = self._account, None
+        if acc is not None:
+            try:
+                acc.protocol.close()
+            except Exception:  # noqa: BLE001
+                pass
