@@ -194,3 +194,18 @@ def test_escalation_says_why_in_words(tmp_path, sqlite_url):
         assert event.detail["automatic"] is True and event.detail["to_stage"] == 2
     finally:
         h.app.close()
+
+
+def test_redbridge_raise_step_is_met_by_the_form(tmp_path, sqlite_url):
+    """The form is the raising: nobody is told "raise overdue"; the respond step still is."""
+    h = open_harness(tmp_path, sqlite_url, policy="redbridge", prefix="RSAB")
+    try:
+        ref = h.open_case()
+        assert [(s, step, a) for s, step, a, _ in h.pending(ref)] == [
+            (1, "respond", "remind"), (1, "respond", "overdue"), (1, "resolve", "remind"), (1, "resolve", "escalate")]
+        h.run_until("2026-12-30T12:00:00")
+        subjects = [r.subject for r in h.outbox(ref, "reminder")]
+        assert not any("raise" in s for s in subjects)
+        assert any("respond overdue since Thu 24 Dec" in s for s in subjects)
+    finally:
+        h.app.close()
