@@ -107,6 +107,9 @@ class RecordingClient:
     def search(self, criteria):
         return []
 
+    def noop(self):
+        return b"OK", []
+
     def shutdown(self) -> None:
         pass
 
