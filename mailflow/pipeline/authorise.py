@@ -71,6 +71,17 @@ def over_rate_limit(s: Session, rt: PartnershipRuntime, sender: str | None, now:
     return (count or 0) > rt.app.config.daemon.sender_messages_per_hour
 
 
+def auth_failures(auth: dict[str, str]) -> list[str]:
+    """The failing results that make a message untrusted. DMARC (and Exchange's composite
+    `compauth`) is the verdict when the receiving server gave one: a forwarded reply fails SPF
+    and a second DKIM signature may fail while the aligned one passes, and those are genuine.
+    Without a DMARC/compauth verdict, an SPF or DKIM failure counts."""
+    results = {k: v.lower() for k, v in auth.items()}
+    decisive = [k for k in ("dmarc", "compauth") if results.get(k) in _FAILING | {"pass", "softpass"}]
+    methods = decisive or ["spf", "dkim"]
+    return [f"{k}={results[k]}" for k in methods if results.get(k) in _FAILING]
+
+
 def verify_reply(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, case: Case,
                  now: datetime) -> Verdict:
     verdict = Verdict(tied_by=tied_by(s, rt, parsed, case))
@@ -80,8 +91,7 @@ def verify_reply(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, case
     if not sender_allowed(rt, case, parsed.from_addr):
         verdict.reasons.append("the sender is not a participant, a contact at the current stage or "
                                "the business team")
-    failed = [f"{k}={v}" for k, v in parsed.auth.items()
-              if k in ("spf", "dkim", "dmarc", "compauth") and v.lower() in _FAILING]
+    failed = auth_failures(parsed.auth)
     if failed:
         verdict.reasons.append("sender authentication failed (" + ", ".join(failed) + ")")
     if parsed.automated:

@@ -112,3 +112,20 @@ def test_a_genuine_reply_after_the_forgeries_still_works(h):
     assert h.case(ref)["state"] == "open"
     h.reply(ref, RAISER, "#resolved agreed at the meeting")
     assert h.case(ref)["state"] == "resolved"
+
+
+@pytest.mark.parametrize(("header", "trusted"), [
+    ("mx.ssp.example.org; spf=fail smtp.mailfrom=forwarder.example.net; dkim=pass header.d=asc.swindon.example.org; "
+     "dmarc=pass header.from=asc.swindon.example.org", True),          # forwarded: SPF fails, DMARC passes
+    ("spf=pass; dkim=fail (body hash did not verify) header.d=relay.example.net; dkim=pass "
+     "header.d=asc.swindon.example.org; dmarc=pass action=none header.from=asc.swindon.example.org;compauth=pass "
+     "reason=100", True),                                              # Exchange: a second signature failed
+    ("mx.ssp.example.org; spf=fail smtp.mailfrom=asc.swindon.example.org; dkim=none", False),   # no DMARC verdict
+    ("spf=pass; dkim=pass; dmarc=pass; compauth=fail reason=601", False),                       # Exchange says no
+    ("mx.ssp.example.org; spf=softfail; dkim=none; dmarc=none", False),
+])
+def test_authentication_verdict(h, header, trusted):
+    ref = h.open_case()
+    h.reply(ref, ASC_MANAGER, "#resolved agreed", headers={"Authentication-Results": header})
+    assert (h.case(ref)["state"] == "resolved") is trusted
+    assert bool(h.outbox(ref, "unverified_reply")) is not trusted
