@@ -200,3 +200,14 @@ def test_withdrawn_case_fires_nothing_more(h):
     count = len(h.outbox(ref))
     h.run_until("2027-03-01T10:00:00")
     assert len(h.outbox(ref)) == count
+
+
+def test_director_of_social_work_told_before_a_manual_escalation_to_stage_3(h):
+    ref = _at_stage_2(h)
+    h.clock.set(T("2027-01-04T15:00:00"))
+    h.reply(ref, ASC_SENIOR, "#escalate no agreement on the section 42 enquiry")
+    assert h.case(ref)["stage"] == 3
+    kinds = [(r.kind, r.subject.split(":")[0]) for r in h.outbox(ref) if r.created_at == T("2027-01-04T15:00:00")]
+    assert kinds[0] == ("role_notice", f"[{ref}] Stage 2")
+    assert ("escalation", f"[{ref}] Stage 3") in kinds and ("business_copy", f"[{ref}] Stage 3") in kinds
+    assert h.outbox(ref, "role_notice")[0].recipients == ["owen.fictional@asc.swindon.example.org"]
