@@ -230,3 +230,31 @@ def test_manual_escalation_at_the_last_stage_alerts_once(tmp_path, sqlite_url):
         assert len(h.outbox(ref, "final_alert")) == 1
     finally:
         h.app.close()
+
+
+def test_daemon_passes_by_the_clock_send_each_notice_once(tmp_path, sqlite_url):
+    """Through the Maildir and the file transport: passes repeated at the same instant and after
+    a restart send nothing twice."""
+    from mailflow.daemon import run_pass
+
+    h = open_harness(tmp_path, sqlite_url)
+    h.rt.source.deliver(make_form(RAISER), "form-1")
+    report = run_pass(h.app)
+    assert not report.errors and report.sent["SSP"] == 2   # acknowledgement, Stage 1 escalation
+    outbox_dir = tmp_path / "outbox"
+    assert len(list(outbox_dir.glob("*.eml"))) == 2
+    h.clock.set(T("2026-12-29T09:00:00"))
+    assert run_pass(h.app).fired["SSP"] == 1                 # the reminder
+    h.clock.set(T("2026-12-30T17:00:00"))
+    assert run_pass(h.app).fired["SSP"] == 1                 # the escalation to Stage 2
+    assert run_pass(h.app).fired["SSP"] == 0
+    sent = sorted(p.name for p in outbox_dir.glob("*.eml"))
+    h.app.close()
+    h2 = Harness(App.open(make_config(tmp_path, sqlite_url), h.clock), h.clock)
+    try:
+        report = run_pass(h2.app)
+        assert report.fired["SSP"] == 0 and report.sent["SSP"] == 0
+        assert sorted(p.name for p in outbox_dir.glob("*.eml")) == sent
+        assert len(sent) == 2 + 1 + 2   # + reminder, Stage 2 escalation and business copy
+    finally:
+        h2.app.close()
