@@ -20,8 +20,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             else:
                 ok, lines = check_transport(options, env, send_test=args.send_test)
             healthy &= ok
-            mark = "OK  " if ok else "FAIL"
+            mark = "OK" if ok else "FAIL"
             for i, line in enumerate(lines):
-                prefix = f"{p.name}: {table}: {mark} " if i == 0 else " " * (len(p.name) + len(table) + 9)
+                prefix = f"{p.name}: {table}: {mark}: " if i == 0 else "    "
                 print(prefix + line)
     return 0 if healthy else 1
