@@ -420,6 +420,11 @@ class ImapSource(MailboxSource):
 
     # ------------------------------------------------------------------ waiting
 
+    @property
+    def can_wait(self) -> bool:
+        """The daemon waits on wait_for_mail() (IDLE) only when IDLE is enabled."""
+        return self.settings.use_idle
+
     def wait_for_mail(self, timeout: float) -> bool:
         deadline = self._monotonic() + timeout
         try:
