@@ -45,6 +45,7 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
     except Exception as exc:  # noqa: BLE001 - the contract: never raise, quarantine instead
         log.debug("parser error on %s", pm.message_id, exc_info=True)
         _reject(pm, f"parser error: {type(exc).__name__}")
+    pm.warnings = list(dict.fromkeys(pm.warnings))
     return pm
 
 
