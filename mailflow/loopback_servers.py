@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,6 +378,17 @@ class LoopbackSmtpServer:
             raise ValueError("command must be MAIL, RCPT or DATA")
         with self._handler.lock:
             self._handler.injections.append(_Injection(command, reply, times))
+
+    def wait_until(self, predicate: Callable[[ReceivedMail], bool], timeout: float = 5.0) -> bool:
+        """Block until a message matching `predicate` has arrived (bounded real wait)."""
+        deadline = time.monotonic() + timeout
+        with self._handler.arrived:
+            while not any(predicate(m) for m in self._handler.messages):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._handler.arrived.wait(left)
+        return True
 
     def wait_for(self, count: int, timeout: float = 5.0) -> bool:
         """Block until `count` messages have arrived in total (bounded real wait)."""
