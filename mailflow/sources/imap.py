@@ -438,7 +438,7 @@ class ImapSource(MailboxSource):
         try:
             return self._idle(conn, deadline)
         except CONNECTION_ERRORS as exc:
-            self._drop(f"during IDLE: {type(exc).__name__}")
+            self._drop(f"during IDLE: {type(exc).__name__}: {_short(exc)[:120]}")
             return True  # let the caller fetch: it reconnects and reconciles
 
     def _poll(self, conn: IMAPClient, deadline: float) -> bool:
