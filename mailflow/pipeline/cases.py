@@ -245,7 +245,7 @@ def mark_urgent(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, no
     case.urgent, case.updated_at = True, now
     _event(s, case, actor, "marked_urgent", now, stage=case.stage)
     if case.state == State.OPEN:
-        schedule_stage(s, rt.policy, case, now)   # the urgent timescales, from the stage's start
+        schedule_stage(s, rt.policy, case, now, not_before=now)   # urgent timescales, from the stage's start
     elif case.state == State.RESOLVED:
         schedule_confirmation(s, rt.policy, case, now)
     notify(s, rt, case, "case_update", now, to=_everyone_at_stage(rt, case), cc=business_team(rt),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -60,9 +61,18 @@ def write_specs(s: Session, policy: Policy, case: Case, specs: list[DeadlineSpec
     return rows
 
 
-def schedule_stage(s: Session, policy: Policy, case: Case, now: datetime) -> list[Deadline]:
+def schedule_stage(s: Session, policy: Policy, case: Case, now: datetime,
+                   not_before: datetime | None = None) -> list[Deadline]:
+    """The current stage's deadlines; with `not_before`, any already past are due then instead
+    (timescales shortened mid-stage, e.g. by #urgent: the stage is over now, and the next stage's
+    clock starts now rather than at an instant that passed before anyone asked)."""
     cancel_pending(s, case, now)
-    return write_specs(s, policy, case, specs_for_stage(policy, case), now)
+    specs = specs_for_stage(policy, case)
+    if not_before is not None:
+        specs = [d if d.due >= not_before else replace(
+            d, due=not_before, rule=f"{d.rule}; already past when the timescale changed, so due at once")
+            for d in specs]
+    return write_specs(s, policy, case, specs, now)
 
 
 def schedule_confirmation(s: Session, policy: Policy, case: Case, now: datetime) -> list[Deadline]:

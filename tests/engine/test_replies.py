@@ -211,3 +211,20 @@ def test_director_of_social_work_told_before_a_manual_escalation_to_stage_3(h):
     assert kinds[0] == ("role_notice", f"[{ref}] Stage 2")
     assert ("escalation", f"[{ref}] Stage 3") in kinds and ("business_copy", f"[{ref}] Stage 3") in kinds
     assert h.outbox(ref, "role_notice")[0].recipients == ["owen.fictional@asc.swindon.example.org"]
+
+
+def test_urgent_late_in_a_stage_escalates_once_not_through_every_stage(h):
+    """Marked urgent on day 8 of Stage 1: the urgent timescale (1 working day from the stage's
+    start) has run out, so the case moves to Stage 2 now, and Stage 2's urgent clock starts then:
+    it does not tumble through Stages 2-4 on deadlines that were over before anyone asked."""
+    ref = h.open_case()
+    h.clock.set(T("2026-12-31T10:00:00"))
+    h.reply(ref, ASC_MANAGER, "#urgent the adult was readmitted last night")
+    assert [d for d in h.pending(ref) if d[2] != "remind"] == [(1, "resolve", "escalate", T("2026-12-31T10:00:00"))]
+    h.clock.set(T("2026-12-31T10:01:00"))
+    result = h.sweep()
+    assert [(f.stage, f.action) for f in result.fired] == [(1, "escalate")]
+    c = h.case(ref)
+    assert (c["stage"], c["stage_started_at"]) == (2, T("2026-12-31T10:00:00"))
+    # One working day from Thu 31 Dec 10:00 (1 Jan a bank holiday): Mon 4 Jan 17:00.
+    assert [d for d in h.pending(ref) if d[2] != "remind"] == [(2, "resolve", "escalate", T("2027-01-04T17:00:00"))]
