@@ -103,12 +103,13 @@ def _compile(defn: FormDef) -> None:
             "|".join(r"[^A-Za-z0-9]*".join(map(re.escape, _words(m))) for m in defn.markers), re.I)
 
 
-@lru_cache(maxsize=1)
-def load_forms() -> tuple[tuple[FormDef, ...], Rules]:
+@lru_cache(maxsize=8)
+def load_forms(directory: str | None = None) -> tuple[tuple[FormDef, ...], Rules]:
+    """The form definitions and shared rules of `directory` (default: parsers/forms/)."""
     forms: list[FormDef] = []
     rules = Rules(3, 2, [], [])
     stops: list[str] = []
-    for path in sorted(FORMS_DIR.glob("*.toml")):
+    for path in sorted((Path(directory) if directory else FORMS_DIR).glob("*.toml")):
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         if path.name == "_rules.toml":
             d = data.get("detect", {})
@@ -286,9 +287,9 @@ def merge(into: Extraction, other: Extraction, source: str, warn: bool = True) -
             into.warnings.append(w)
 
 
-def extract_best(text: str) -> Extraction:
+def extract_best(text: str, directory: str | None = None) -> Extraction:
     """Every form definition on the text; the best one's fields, gaps filled from the others."""
-    forms, _ = load_forms()
+    forms, _ = load_forms(directory)
     results = [extract(d, text) for d in forms]
     results.sort(key=lambda e: (e.score + (2 if e.marker else 0)), reverse=True)
     best = results[0] if results else Extraction()

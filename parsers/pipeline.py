@@ -43,7 +43,8 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
     except RecursionError:
         _reject(pm, f"nesting deeper than {limits.max_depth} levels")
     except Exception as exc:  # noqa: BLE001 - the contract: never raise, quarantine instead
-        log.debug("parser error on %s", pm.message_id, exc_info=True)
+        # The type only: exception texts can carry message content.
+        log.debug("parser error on %s: %s", pm.message_id, type(exc).__name__)
         _reject(pm, f"parser error: {type(exc).__name__}")
     pm.warnings = list(dict.fromkeys(pm.warnings))
     return pm

@@ -218,3 +218,19 @@ def test_reply_with_attached_form_gets_its_fields() -> None:
     assert [c.name for c in p.commands] == ["note"]
     assert p.fields["adult_name"] == "Cora Testperson"
     assert p.fields["raiser_email"] == "dana.sample@police.example"
+
+
+def test_a_new_form_is_data_only(tmp_path) -> None:
+    from parsers.forms import FORMS_DIR
+
+    (tmp_path / "_rules.toml").write_text((FORMS_DIR / "_rules.toml").read_text())
+    (tmp_path / "luton.toml").write_text(
+        'name = "luton_template"\nmarkers = ["LSAB Escalation Template"]\n'
+        '[[field]]\ntarget = "adult_name"\nlabels = ["Service user"]\n'
+        '[[field]]\ntarget = "adult_at_risk"\ntype = "bool"\nlabels = ["Risk now"]\n'
+        '[[field]]\ntarget = "others_involved.agency"\nlabels = ["Escalated to"]\n')
+    ex = extract_best("LSAB Escalation Template\nService user: Ada T\nRisk now: Yes ☒ No ☐\n"
+                      "Escalated to: Example Trust\n", str(tmp_path))
+    assert ex.form == "luton_template" and ex.marker
+    assert ex.fields == {"adult_name": "Ada T", "adult_at_risk": True, "others_involved": [
+        {"name": None, "role": None, "agency": "Example Trust", "email": None}]}
