@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from email.message import EmailMessage, Message
+from typing import Any
 
 from parsers.errors import LimitExceeded
 from parsers.model import ParseLimits
@@ -179,7 +180,8 @@ def msg_to_message(data: bytes, warnings: list[str]) -> Message | None:
     try:
         import extract_msg
 
-        with extract_msg.openMsg(io.BytesIO(data)) as msg:
+        opened: Any = extract_msg.openMsg(io.BytesIO(data))
+        with opened as msg:
             out = EmailMessage()
             for name, value in (("From", msg.sender), ("To", msg.to), ("Cc", msg.cc),
                                 ("Subject", msg.subject), ("Date", msg.date)):

@@ -48,7 +48,7 @@ class FormDef:
     markers: list[str]
     fields: list[FieldSpec]
     implies: dict[str, Any]
-    pattern: re.Pattern[str] = field(repr=False, default=None)  # type: ignore[assignment]
+    pattern: re.Pattern[str] = field(repr=False, default=None)  # type: ignore[arg-type]
     specs: dict[str, FieldSpec] = field(repr=False, default_factory=dict)
     marker_re: re.Pattern[str] | None = field(repr=False, default=None)
 

@@ -205,9 +205,9 @@ def fill_headers(m: Mail, raw: bytes | None = None) -> None:
         m.from_name = frm[0][0] or None
         m.from_addr = frm[0][1].lower()
     else:
-        raw = header_str(msg, "From")
-        if raw:
-            name, addr = parseaddr(raw)
+        raw_from = header_str(msg, "From")
+        if raw_from:
+            name, addr = parseaddr(raw_from)
             m.from_addr = addr.lower() or None
             m.from_name = name or None
     m.to = [a.lower() for _, a in _addresses(msg, "To", trouble)]
