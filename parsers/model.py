@@ -56,6 +56,7 @@ class ParsedMessage:
     form: str | None = None                      # name of the form definition that matched
     extra_fields: dict[str, str] = field(default_factory=dict)  # form labels with no canonical name
     attachments: list[str] = field(default_factory=list)        # attachment file names
+    forwards: list[dict[str, Any]] = field(default_factory=list)  # attached/forwarded messages
 
     def to_json(self) -> dict[str, Any]:
         """The `mailflow parse --format json` shape (JSON-safe values only)."""
@@ -87,6 +88,7 @@ class ParsedMessage:
             "bounced_message_id": self.bounced_message_id,
             "bounced_recipients": list(self.bounced_recipients),
             "attachments": list(self.attachments),
+            "forwards": [dict(f) for f in self.forwards],
             "sha256": self.sha256,
             "new_text": self.new_text,
         }

@@ -72,6 +72,10 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
     pm.auth = parse_auth_results(m.headers("Authentication-Results"))
     pm.attachments = [a.filename or a.content_type for a in m.attachments]
     pm.full_text = m.body_text.strip()
+    pm.forwards = [{"from": f.from_addr, "subject": f.subject, "message_id": f.message_id,
+                    "date": f.date.isoformat() if f.date else None,
+                    "attachments": [a.filename or a.content_type for a in f.attachments]}
+                   for f in m.forwards]
     _collect_warnings(m, pm)
 
     verdict = classify_automated(m)

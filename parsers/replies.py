@@ -18,6 +18,10 @@ KNOWN_COMMANDS = ("resolved", "escalate", "confirmed", "extend", "urgent", "with
 _NEEDS_TEXT = {"resolved": "an agreed outcome", "escalate": "a reason", "withdraw": "a reason",
                "note": "text"}
 _CMD_LINE = re.compile(r"^[ \t]*#([A-Za-z][A-Za-z_-]*)\b[:\s]*(.*)$")
+# A sign-off ends a command's text even without a blank line before it.
+_SIGN_OFF = re.compile(
+    r"^\s*(?:kind regards|regards|best regards|best wishes|many thanks|thanks|thank you|cheers"
+    r"|sent from my|get outlook for)\b[\s,.!]*", re.I)
 
 
 def ref_from_msgid(msgid: str | None) -> str | None:
@@ -67,9 +71,9 @@ def new_text_of(text: str, html: str) -> tuple[str, list[str]]:
     if text.strip():
         return _strip_text(text), warnings
     if html.strip():
-        cut, found = cut_html_quote(html)
+        cut, _ = cut_html_quote(html)
         rendered = html_to_text(cut)
-        return _strip_text(rendered) if not found else _drop_quoted_lines(rendered), warnings
+        return _strip_text(rendered), warnings
     return "", warnings
 
 
@@ -118,7 +122,7 @@ def extract_commands(new_text: str) -> tuple[list[Command], list[str]]:
             current = Command(name=name, text=text)
             commands.append(current)
             continue
-        if not line.strip():
+        if not line.strip() or _SIGN_OFF.match(line):
             current = None
         elif current is not None and current.name in _NEEDS_TEXT:
             current.text = (current.text + "\n" + line.strip()).strip()

@@ -234,3 +234,22 @@ def test_a_new_form_is_data_only(tmp_path) -> None:
     assert ex.form == "luton_template" and ex.marker
     assert ex.fields == {"adult_name": "Ada T", "adult_at_risk": True, "others_involved": [
         {"name": None, "role": None, "agency": "Example Trust", "email": None}]}
+
+
+def test_command_text_stops_at_a_sign_off() -> None:
+    cmds, _ = extract_commands("#resolved Joint visit agreed\nfor Thursday.\nKind regards\nFaye")
+    assert [(c.name, c.text) for c in cmds] == [("resolved", "Joint visit agreed\nfor Thursday.")]
+
+
+def test_forwarded_message_kept_separate() -> None:
+    from tests.parsers.test_corpus import CORPUS
+
+    p = parse_message((CORPUS / "fwd_rfc822_docx_swindon.eml").read_bytes())
+    assert p.forwards == [{"from": "ada.testperson@swindon.example.gov.uk",
+                           "subject": "Escalation pro-forma",
+                           "message_id": "<inner-docx@swindon.example.gov.uk>",
+                           "date": "2026-02-27T16:02:00+00:00",
+                           "attachments": ["pro-forma.docx"]}]
+    assert "Forwarding Ada's pro-forma" in p.full_text
+    assert "Bertie" not in p.full_text  # the forward's content is not merged into the body
+    assert p.fields["raiser_email"] == "ada.testperson@swindon.example.gov.uk"
