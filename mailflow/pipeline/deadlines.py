@@ -31,12 +31,33 @@ def specs_for_stage(policy: Policy, case: Case) -> list[DeadlineSpec]:
     # other side's people (or asks the business team to route it) at once. Without this the raiser
     # was told "raise overdue" two days after raising, and at once on a reopened case.
     specs = [d for d in specs if d.step != "raise" or d.escalates]
+    specs = [_own_share(policy, case, d) for d in specs]
     if case.stage == policy.last_stage:
         escalating = next((d for d in specs if d.escalates), None)
         final = final_deadline(policy, case.stage_started_at, escalating.due if escalating else None,
                                case.urgent)
         specs = [d for d in specs if not d.escalates] + [final]
     return specs
+
+
+def _own_share(policy: Policy, case: Case, spec: DeadlineSpec) -> DeadlineSpec:
+    """A stage whose timescale counts from the case start (Shropshire: 2 / 4 / 5 / 7 / 9 working
+    days) keeps at least its own share of it (4 - 2 = 2 working days for Stage 2) from when it
+    actually started. On the policy's own path this changes nothing; after an extension, or a
+    reopening, it stops a stage starting already out of time and the case tumbling through
+    every later stage in one sweep."""
+    if spec.counts_from != "case_start" or case.stage <= 1:
+        return spec
+    prev = policy.stage(case.stage - 1).escalating_step
+    prev_days = prev.effective_days(case.urgent) if prev is not None and prev.counts_from == "case_start" else None
+    if prev_days is None:
+        return spec
+    floor = policy.calendar.add_working_days(case.stage_started_at, max(spec.days - prev_days, 0))
+    if floor.at <= spec.due:
+        return spec
+    return replace(spec, due=floor.at, skipped=floor.skipped,
+                   rule=f"{spec.rule}; at least {max(spec.days - prev_days, 0)} working day(s) from when "
+                        f"Stage {case.stage} started (it started late)")
 
 
 def write_specs(s: Session, policy: Policy, case: Case, specs: list[DeadlineSpec], now: datetime,

@@ -228,3 +228,26 @@ def test_urgent_late_in_a_stage_escalates_once_not_through_every_stage(h):
     assert (c["stage"], c["stage_started_at"]) == (2, T("2026-12-31T10:00:00"))
     # One working day from Thu 31 Dec 10:00 (1 Jan a bank holiday): Mon 4 Jan 17:00.
     assert [d for d in h.pending(ref) if d[2] != "remind"] == [(2, "resolve", "escalate", T("2027-01-04T17:00:00"))]
+
+
+def test_shropshire_extension_does_not_make_later_stages_start_out_of_time(tmp_path, sqlite_url):
+    """Shropshire counts every stage from the case start (2 / 4 / 5 / 7 / 9 working days). Stage 1
+    extended by 5 days ends on Mon 4 Jan, after Stage 2's and 3's own deadlines from the case
+    start: Stage 2 still gets its 2 working days from when it started, and the case moves one
+    stage at a time."""
+    h = open_harness(tmp_path, sqlite_url, policy="shropshire", prefix="SSCP")
+    try:
+        ref = h.open_case()
+        h.clock.set(T("2026-12-22T10:00:00"))
+        h.reply(ref, RAISER, "#extend 5 awaiting the ward's records")   # 23 Dec -> Mon 4 Jan 17:00
+        assert [d for d in h.pending(ref) if d[2] != "remind"] == [(1, "resolve", "escalate", T("2027-01-04T17:00:00"))]
+        h.clock.set(T("2027-01-04T17:00:00"))
+        result = h.sweep()
+        assert [(f.stage, f.action) for f in result.fired] == [(1, "escalate")]
+        assert h.case(ref)["stage"] == 2
+        # Stage 2: 4 - 2 = 2 working days from Mon 4 Jan 17:00 -> Wed 6 Jan 17:00.
+        assert [d for d in h.pending(ref) if d[2] != "remind"] == [(2, "resolve", "escalate", T("2027-01-06T17:00:00"))]
+        h.run_until("2027-01-06T17:00:00")
+        assert h.case(ref)["stage"] == 3
+    finally:
+        h.app.close()
