@@ -253,3 +253,48 @@ def test_forwarded_message_kept_separate() -> None:
     assert "Forwarding Ada's pro-forma" in p.full_text
     assert "Bertie" not in p.full_text  # the forward's content is not merged into the body
     assert p.fields["raiser_email"] == "ada.testperson@swindon.example.gov.uk"
+
+
+def test_outlook_msg_attachment_becomes_a_forward(monkeypatch) -> None:
+    """extract-msg cannot write .msg files, so its reader is faked; the mapping is what's tested."""
+    import extract_msg
+
+    from parsers.attachments import _OLE_MAGIC
+
+    class FakeAttachment:
+        longFilename = "form.txt"
+        shortFilename = None
+        data = b"Name of adult: Ada Testperson\nDOB: 3 April 1951\n"
+
+    class FakeMsg:
+        sender = "Carl Example <carl.example@nhs.example>"
+        to = "Faye Demo <faye.demo@swindon.example.gov.uk>"
+        cc = None
+        subject = "Escalation form"
+        date = "Mon, 02 Mar 2026 10:15:00 +0000"
+        body = ("Name of adult: Ada Testperson\nDOB: 03/04/1951\nYour agency: Example Trust\n"
+                "Summary of disagreement: discharge plan\nOther agency: Example Council\n")
+        htmlBody = None
+        attachments = [FakeAttachment()]
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(extract_msg, "openMsg", lambda data: FakeMsg())
+    from email.message import EmailMessage
+
+    m = EmailMessage()
+    m["From"] = "faye.demo@swindon.example.gov.uk"
+    m["Subject"] = "FW: Escalation form"
+    m.set_content("Forwarding.")
+    m.add_attachment(_OLE_MAGIC + b"\0" * 600, maintype="application",
+                     subtype="vnd.ms-outlook", filename="Escalation form.msg")
+    p = parse_message(m.as_bytes())
+    assert p.forwards[0]["from"] == "carl.example@nhs.example"
+    assert p.forwards[0]["subject"] == "Escalation form"
+    assert p.kind == "form"
+    assert p.fields["adult_dob"] == "1951-04-03"
+    assert p.fields["raiser_email"] == "carl.example@nhs.example"  # the .msg author
