@@ -38,8 +38,8 @@ def classify_automated(m: Mail) -> Verdict:
     ctype = m.msg.get_content_type()
     report_type = (m.msg.get_param("report-type") or "") if ctype == "multipart/report" else ""
     report_type = str(report_type).lower()
-    is_ndr = (m.header("X-MS-Exchange-Message-Is-Ndr") or "").strip() != "" and \
-        (m.header("X-MS-Exchange-Message-Is-Ndr") or "").strip().lower() not in ("false", "0")
+    ndr_flag = m.header("X-MS-Exchange-Message-Is-Ndr")  # present (often empty) on Exchange NDRs
+    is_ndr = ndr_flag is not None and ndr_flag.strip().lower() not in ("false", "0")
     daemon = bool(_DAEMON.match(sender))
 
     if report_type == "delivery-status" or m.delivery_status or is_ndr or (

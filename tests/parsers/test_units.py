@@ -298,3 +298,14 @@ def test_outlook_msg_attachment_becomes_a_forward(monkeypatch) -> None:
     assert p.kind == "form"
     assert p.fields["adult_dob"] == "1951-04-03"
     assert p.fields["raiser_email"] == "carl.example@nhs.example"  # the .msg author
+
+
+def test_exchange_ndr_flag_alone_is_a_bounce() -> None:
+    raw = _raw("From: Ada <ada@x.example>\nSubject: Message not delivered\n"
+               "X-MS-Exchange-Message-Is-Ndr:\n",
+               "Delivery has failed to these recipients or groups:\n\nbob@y.example\n\n"
+               "Message-ID: <SSP-2026-0009.abcdef12@mailflow.example>\n")
+    p = parse_message(raw)
+    assert p.kind == "bounce" and p.automated
+    assert p.bounced_recipients == ["bob@y.example"]
+    assert p.case_ref == "SSP-2026-0009"
