@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import zipfile
+from collections.abc import Iterator
 from email.message import EmailMessage, Message
 from typing import Any
 
@@ -12,6 +15,23 @@ from parsers.model import ParseLimits
 
 MAX_PDF_PAGES = 40
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+# Libraries that log fragments of the documents they choke on (personal data): muted while used.
+_CHATTY = ("pypdf", "extract_msg", "olefile", "tnefparse", "mailparser", "docx")
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    loggers = [logging.getLogger(n) for n in _CHATTY]
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
+
 
 _DOCX_TYPES = {"application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"

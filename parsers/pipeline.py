@@ -7,6 +7,7 @@ import logging
 import re
 
 from parsers import forms
+from parsers.attachments import quiet_libraries
 from parsers.authresults import parse_auth_results
 from parsers.classify import classify_automated
 from parsers.errors import LimitExceeded
@@ -37,7 +38,8 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
     limits = limits or ParseLimits()
     try:
         pm.sha256 = hashlib.sha256(raw).hexdigest()
-        _parse(raw, limits, pm)
+        with quiet_libraries():
+            _parse(raw, limits, pm)
     except LimitExceeded as exc:
         _reject(pm, str(exc))
     except RecursionError:
