@@ -31,6 +31,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import _parse_untagged_response
 
 from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore, check_keys
 from mailflow.errors import ConfigError, MailflowError
@@ -464,29 +465,49 @@ class ImapSource(MailboxSource):
                 return True
 
     def _idle_until(self, conn: IMAPClient, until: float) -> bool:
-        """True on EXISTS/RECENT; raises ConnectionError when the server went away."""
+        """True on EXISTS/RECENT; raises ConnectionError when the server went away.
+
+        imapclient's idle_check() is not used: it reports EOF as a quiet timeout, and reading
+        non-blocking it can split a line the server is still writing (imaplib then aborts).
+        Here select() says when to read, and whole lines are read with the socket timeout.
+        """
         sock = conn.socket()
         while True:
             left = until - self._monotonic()
             if left <= 0:
                 return False
-            pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
-            if not pending:
+            if not self._buffered(conn, sock):
                 readable, _, _ = select.select([sock], [], [], min(left, 1.0))
                 if not readable:
                     continue
-            responses = conn.idle_check(timeout=0)
-            if not responses:
-                # Readable but nothing parsed: EOF. idle_check() reports it as a quiet timeout.
+            try:
+                line = conn._imap._get_line()  # noqa: SLF001 - blocking, up to the timeout
+            except imaplib.IMAP4.abort as exc:  # EOF: imaplib says "socket error: EOF"
                 self._conn = None
                 _shutdown(conn)
-                raise ConnectionResetError("server closed the connection during IDLE")
-            if any(r[:1] == (b"BYE",) for r in responses):
+                raise ConnectionResetError(f"during IDLE: {exc}") from None
+            response = _parse_untagged_response(line)
+            if response[:1] == (b"BYE",):
                 self._conn = None
                 _shutdown(conn)
                 raise ConnectionResetError("server said BYE during IDLE")
-            if _has_new(responses):
+            if _has_new([response]):
                 return True
+
+    def _buffered(self, conn: IMAPClient, sock: Any) -> bool:
+        """Data already read from the socket into imaplib's buffer (select() cannot see it)."""
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        peek = getattr(conn._imap.file, "peek", None)  # noqa: SLF001
+        if peek is None:
+            return False
+        sock.setblocking(False)
+        try:
+            return bool(peek(1))
+        except OSError:  # nothing buffered and nothing on the wire (EAGAIN / SSL want-read)
+            return False
+        finally:
+            sock.settimeout(self.settings.timeout)
 
 
 def _has_new(responses: list[Any]) -> bool:
