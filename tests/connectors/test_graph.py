@@ -186,3 +186,21 @@ def test_already_sent_looks_in_sent_items(respx_mock) -> None:
     assert route.calls[0].request.url.params["$filter"] == "internetMessageId eq '<a@b>'"
     route.respond(json={"value": []})
     assert t.already_sent("<a@b>") is False
+
+
+def test_from_config_builds_without_network(monkeypatch) -> None:
+    from mailflow.connectors import ConnectorEnv
+    from mailflow.errors import ConfigError
+    from mailflow.sources.factory import build_source
+    from mailflow.transports.factory import build_transport
+
+    monkeypatch.setenv("GRAPH_SECRET", "s")
+    env = ConnectorEnv(where="mailflow.toml [p.mailbox]")
+    options = {"kind": "graph", "mailbox": "sab@council.gov.uk", "tenant_id": "T",
+               "client_id": "C", "client_secret_env": "GRAPH_SECRET"}
+    assert isinstance(build_source(options, env), GraphSource)
+    assert isinstance(build_transport(options, env), GraphTransport)
+    with pytest.raises(ConfigError, match="tenant_id"):
+        build_source({k: v for k, v in options.items() if k != "tenant_id"}, env)
+    with pytest.raises(ConfigError, match="must not be in the file"):
+        build_transport({**options, "client_secret": "inline"}, env)
