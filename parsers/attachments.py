@@ -1,4 +1,4 @@
-"""Text out of attachments: .docx (python-docx), PDF (pypdf), Outlook .msg and winmail.dat."""
+"""Text out of attachments: .docx (python-docx), PDF (pdfplumber, pypdf), .msg, winmail.dat."""
 
 from __future__ import annotations
 
@@ -164,7 +164,8 @@ def _docx_table(tbl, lines: list[str]) -> None:
 # --- PDF -------------------------------------------------------------------------------------
 
 def pdf_text(data: bytes, warnings: list[str]) -> str:
-    """Text of a text PDF; encrypted or damaged PDFs give a warning and no text."""
+    """Text of a text PDF: bordered tables (pdfplumber) as `label: value` rows, the rest as text;
+    pypdf when pdfplumber fails. Encrypted or damaged PDFs give a warning and no text."""
     try:
         from pypdf import PdfReader
 
@@ -172,21 +173,55 @@ def pdf_text(data: bytes, warnings: list[str]) -> str:
         if reader.is_encrypted:
             warnings.append("encrypted PDF attachment not read")
             return ""
-        pages = reader.pages
-        if len(pages) > MAX_PDF_PAGES:
-            warnings.append(f"PDF attachment has {len(pages)} pages; first {MAX_PDF_PAGES} read")
-        out = []
-        for i, page in enumerate(pages):
-            if i >= MAX_PDF_PAGES:
-                break
-            out.append(page.extract_text() or "")
-        text = "\n".join(out)
+        n_pages = len(reader.pages)
     except Exception:  # noqa: BLE001 - pypdf raises many types on damaged files
         warnings.append("unreadable PDF attachment")
         return ""
+    if n_pages > MAX_PDF_PAGES:
+        warnings.append(f"PDF attachment has {n_pages} pages; first {MAX_PDF_PAGES} read")
+    text = _pdfplumber_text(data)
+    if text is None:
+        try:
+            text = "\n".join((page.extract_text() or "")
+                             for page in list(reader.pages)[:MAX_PDF_PAGES])
+        except Exception:  # noqa: BLE001
+            warnings.append("unreadable PDF attachment")
+            return ""
     if not text.strip():
         warnings.append("PDF attachment has no text layer (scanned?)")
     return text
+
+
+def _pdfplumber_text(data: bytes) -> str | None:
+    try:
+        import pdfplumber
+
+        out: list[str] = []
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            for page in pdf.pages[:MAX_PDF_PAGES]:
+                tables = page.find_tables()
+                rest = page
+                for t in tables:
+                    rest = rest.outside_bbox(t.bbox)
+                out.append(rest.extract_text() or "")
+                for t in tables:
+                    out.append("")
+                    for row in t.extract():
+                        cells = [" ".join((c or "").split()) if i == 0 else (c or "").strip()
+                                 for i, c in enumerate(row)]
+                        cells = [c for c in cells if c]
+                        if not cells:
+                            continue
+                        if len(cells) == 1:
+                            out.append(cells[0])
+                        else:
+                            sep = " " if cells[0].endswith((":", "?")) else ": "
+                            out.append(cells[0] + sep + " ".join(
+                                " ".join(c.split("\n")) for c in cells[1:]))
+                    out.append("")
+        return "\n".join(out)
+    except Exception:  # noqa: BLE001 - fall back to pypdf
+        return None
 
 
 # --- Outlook .msg and TNEF -------------------------------------------------------------------
