@@ -17,7 +17,8 @@ MAX_PDF_PAGES = 40
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 # Libraries that log fragments of the documents they choke on (personal data): muted while used.
-_CHATTY = ("pypdf", "extract_msg", "olefile", "tnefparse", "mailparser", "docx")
+_CHATTY = ("pypdf", "pdfminer", "pdfplumber", "extract_msg", "olefile", "tnefparse", "mailparser",
+           "docx")
 
 
 @contextlib.contextmanager
