@@ -68,6 +68,9 @@ class Daemon:
         self.digest_due = threading.Event()
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(timezone="Europe/London")
+        from mailflow.health import Watchdog
+
+        self.watchdog = Watchdog(app, started=app.clock.now())
 
     def start(self) -> None:
         settings = self.app.config.daemon
@@ -94,6 +97,7 @@ class Daemon:
             while not self.stopping.is_set():
                 self.wake.clear()
                 run_pass(self.app)
+                self.watchdog.check()
                 if self.digest_due.is_set():
                     self.digest_due.clear()
                     from mailflow.pipeline.digest import send_digests

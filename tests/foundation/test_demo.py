@@ -1,0 +1,26 @@
+"""`make run`'s demo runs end to end on real loopback servers and tells its story."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailflow.demo import run_demo
+
+
+def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
+    lines: list[str] = []
+    assert run_demo(lines.append, workdir=tmp_path) == 0
+    story = "\n".join(lines)
+    assert "[SSP-2026-0001] Stage 1: escalation received" in story
+    assert "[SSP-2026-0002] Escalation form incomplete" in story
+    assert "A reply could not be verified" in story
+    assert "[SSP-2026-0001] Stage 2: escalated to you" in story
+    assert "[SSP-2026-0001] Stage 2: copy for the business team" in story
+    assert "please confirm the outcome in writing" in story
+    assert "written confirmation overdue" in story
+    assert "SSP-2026-0001: closed, Stage 2" in story
+    assert "escalations digest" in story
+    assert "ERROR" not in story
+    sent = sorted((tmp_path / "sent").glob("*.eml"))
+    assert len(sent) >= 15
+    assert (tmp_path / "digest.txt").read_text().count("Ada") == 0
