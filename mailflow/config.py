@@ -7,6 +7,7 @@ Every error names the file, the key and what is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -262,7 +263,8 @@ def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
 
 def _section_of(data: Mapping[str, Any], key: str, cls: type, where: str) -> dict[str, Any]:
     table = _table(data, key, where)
-    fields = {name: type(getattr(cls(), name)) for name in cls.__dataclass_fields__}
+    defaults = cls()
+    fields = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(defaults)}
     _only(table, set(fields), where, f"[{key}]")
     _types(table, fields, where, f"[{key}]")
     return table

@@ -57,7 +57,7 @@ def run_demo(out: Callable[[str], None] = print, workdir: Path | None = None) ->
     def daemon_pass() -> None:
         nonlocal seen
         report = run_pass(app)
-        for prefix, outcomes in report.ingested.items():
+        for outcomes in report.ingested.values():
             if outcomes:
                 out("   mailbox: " + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())))
         for error in report.errors:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -56,9 +56,8 @@ class Watchdog:
             oldest = s.scalar(select(func.min(OutboxMessage.created_at)).where(
                 OutboxMessage.partnership == rt.prefix, OutboxMessage.state.in_(("pending", "sending"))))
         if oldest is not None and oldest.tzinfo is None:  # SQLite's aggregate skips the type's conversion
-            from datetime import timezone
 
-            oldest = oldest.replace(tzinfo=timezone.utc)
+            oldest = oldest.replace(tzinfo=UTC)
         return last_read, oldest
 
     def _email(self, rt: PartnershipRuntime, problem: Problem, now: datetime) -> bool:

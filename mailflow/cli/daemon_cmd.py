@@ -14,7 +14,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.once:
         report = run_pass(app)
         for prefix, outcomes in report.ingested.items():
-            print(f"{prefix}: mailbox: " + (", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "nothing new"))
+            counts = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
+            print(f"{prefix}: mailbox: {counts or 'nothing new'}")
         for prefix, n in report.fired.items():
             print(f"{prefix}: deadlines: {n} fired")
         for prefix, n in report.sent.items():

@@ -16,8 +16,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.outbox_command == "flush":
         now = ctx.clock.now()
         for rt in app.runtimes():
-            r = drain(rt, now, limit=10_000)
-            print(f"{rt.prefix}: {r.sent} sent, {r.retried} to retry, {r.failed} failed")
+            result = drain(rt, now, limit=10_000)
+            print(f"{rt.prefix}: {result.sent} sent, {result.retried} to retry, {result.failed} failed")
         return 0
     with app.db.transaction() as s:
         rows = s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()

@@ -65,8 +65,8 @@ def open_case(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, actor: 
               now: datetime) -> Case:
     """A new escalation form: an open case at the stage it names, or an incomplete draft."""
     fields = dict(parsed.fields)
-    stage = fields.get("stage") if isinstance(fields.get("stage"), int) else 1
-    stage = min(max(int(stage), 1), rt.policy.last_stage)
+    named = fields.get("stage")
+    stage = min(max(named if isinstance(named, int) else 1, 1), rt.policy.last_stage)
     case = Case(
         reference=next_reference(s, rt.prefix, now.astimezone(UK).year), partnership=rt.prefix,
         policy=rt.policy.name, state=(State.INCOMPLETE if parsed.missing else State.OPEN).value,
@@ -147,7 +147,7 @@ def _start(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: da
 def _roles(rt: PartnershipRuntime, case: Case, stage: Stage, when: str) -> list[str]:
     """The roles a stage's policy names for `when`; a role limited to one kind of agency (a local
     authority's Director of Social Work) only when one of the case's agencies is of that kind."""
-    kinds = sorted({a.kind for a in agencies_of(rt, case)}) or [None]
+    kinds: list[str | None] = [*sorted({a.kind for a in agencies_of(rt, case)})] or [None]
     return list(dict.fromkeys(r for kind in kinds for r in stage.recipients(when, kind)))
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     PROCESSED = "processed"      # moved to the processed folder
     QUARANTINED = "quarantined"  # moved to the quarantine folder
     LEFT = "left"                # unrelated mail: left where it is (the source remembers it)

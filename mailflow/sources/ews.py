@@ -224,8 +224,12 @@ class EwsSource(MailboxSource):
                 self._move(item_id, changekey, self.settings.quarantine_folder)
                 self._settled(item_id)
                 continue
-            fetched = self._guard(lambda i=item_id, c=changekey: list(
-                acc.fetch(ids=[(i, c)], only_fields=["mime_content"])))
+            ids = [(item_id, changekey)]
+
+            def fetch_mime(ids: list[tuple[str, str]] = ids) -> list[Any]:
+                return list(acc.fetch(ids=ids, only_fields=["mime_content"]))
+
+            fetched = self._guard(fetch_mime)
             if not fetched or isinstance(fetched[0], Exception):
                 self._settled(item_id)   # deleted meanwhile
                 continue

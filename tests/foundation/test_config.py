@@ -61,7 +61,8 @@ def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_secret_in_the_file_is_refused(tmp_path: Path) -> None:
     path = write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    path.write_text(path.read_text().replace('kind = "file"', 'kind = "smtp"\nhost = "127.0.0.1"\npassword = "hunter2"'))
+    smtp = 'kind = "smtp"\nhost = "127.0.0.1"\npassword = "hunter2"'
+    path.write_text(path.read_text().replace('kind = "file"', smtp))
     cfg = load_config(str(path))
     from mailflow.app import App
     from mailflow.clock import SystemClock

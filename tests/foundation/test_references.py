@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from mailflow.db.store import next_reference
 
 
 def _new_case(db: Database, prefix: str, fail: bool = False) -> str | None:
-    now = datetime(2026, 12, 21, 10, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 21, 10, tzinfo=UTC)
     try:
         with db.transaction() as s:
             ref = next_reference(s, prefix, 2026)
