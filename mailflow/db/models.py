@@ -156,15 +156,18 @@ class Deadline(Base):
 
 
 class LedgerEntry(Base):
-    """A notice that has fired. The unique key is what makes it fire exactly once."""
+    """A notice that has fired. The unique key is what makes it fire exactly once: per case, stage,
+    step and kind, and per due instant, so a deadline made anew (an extension, a reopened case)
+    gets its own notice while the same deadline swept twice still fires once."""
 
     __tablename__ = "ledger"
-    __table_args__ = (UniqueConstraint("case_id", "stage", "step", "kind", name="uq_ledger_notice"),)
+    __table_args__ = (UniqueConstraint("case_id", "stage", "step", "kind", "due_at", name="uq_ledger_notice"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
     stage: Mapped[int] = mapped_column(Integer)
     step: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     fired_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

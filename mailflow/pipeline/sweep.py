@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -122,21 +122,12 @@ def _stale_reminder(d: Deadline, case: Case, now: datetime) -> bool:
     return d.action == "remind" and _due_of(case, d) <= now
 
 
-def ledger_kind(d: Deadline) -> str:
-    """The ledger's kind for a deadline: its action and the instant it is due. A notice fires once
-    per deadline, not once per (stage, step) for ever: a deadline made anew (an extension, a
-    second resolution after reopening, urgent timescales) has its own reminder and chaser, while
-    the same deadline swept twice, by two workers or after a restart, still fires once."""
-    due = d.due_at if d.due_at.tzinfo is None else d.due_at.astimezone(UTC)
-    return f"{d.action}@{due:%Y%m%dT%H%M%SZ}"
-
-
 def _claim(s: Session, d: Deadline, now: datetime) -> bool:
     """Take the ledger key; False when this notice has already fired."""
     insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = (insert(LedgerEntry)
-            .values(case_id=d.case_id, stage=d.stage, step=d.step, kind=ledger_kind(d), fired_at=now)
-            .on_conflict_do_nothing(index_elements=["case_id", "stage", "step", "kind"])
+            .values(case_id=d.case_id, stage=d.stage, step=d.step, kind=d.action, due_at=d.due_at, fired_at=now)
+            .on_conflict_do_nothing(index_elements=["case_id", "stage", "step", "kind", "due_at"])
             .returning(LedgerEntry.id))
     return s.execute(stmt).scalar() is not None
 
