@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mailflow.db.models import OutboxMessage
 from mailflow.transports.base import OutgoingMail, PermanentSendError, SendError, TransientSendError
@@ -82,7 +83,22 @@ def drain(rt: PartnershipRuntime, now: datetime, limit: int = 100) -> DrainResul
                 row.state, row.last_error = "failed", error
                 result.failed += 1
                 log.error("failed %s: %s", row.message_id, error)
+                _tell_business_team(s, rt, row, now)
     return result
+
+
+def _tell_business_team(s: Session, rt: PartnershipRuntime, row: OutboxMessage, now: datetime) -> None:
+    """A notice that will never go: the business team hears of it (never about its own notices,
+    which would loop; those show in the digest and `mailflow outbox list`)."""
+    if row.case_id is None or row.kind == "delivery_failure":
+        return
+    from mailflow.db.models import Case
+    from mailflow.pipeline.notices import business_team, notify
+
+    case = s.get(Case, row.case_id)
+    if case is not None:
+        notify(s, rt, case, "delivery_failure", now, to=business_team(rt), failed_kind=row.kind,
+               recipients=list(row.recipients), error=row.last_error)
 
 
 def _send(rt: PartnershipRuntime, mail: OutgoingMail, interrupted: bool) -> tuple[str, str | None, float | None]:

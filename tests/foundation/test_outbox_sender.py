@@ -63,13 +63,25 @@ def test_transient_failures_are_retried_with_backoff(app: App, clock: FixedClock
     assert transport.sent == [mid] and _row(app, mid).state == "sent"
 
 
-def test_permanent_failure_marks_the_row_failed(app: App, clock: FixedClock) -> None:
+def test_permanent_failure_marks_the_row_failed_and_tells_the_business_team(app: App, clock: FixedClock) -> None:
+    from mailflow.pipeline.ingest import ingest_one
+    from mailflow.sources.base import InboundMail
+    from tests.conftest import make_form
+
     rt = app.runtime()
-    rt._transport = ScriptedTransport([PermanentSendError("550 no such user")])
-    mid = _queue(app, clock)
-    assert drain(rt, clock.now()).failed == 1
-    row = _row(app, mid)
-    assert row.state == "failed" and "550" in (row.last_error or "")
+    transport = ScriptedTransport([PermanentSendError("550 no such user")])
+    rt._transport = transport
+    ingest_one(rt, InboundMail(make_form(), "test:1"))  # an acknowledgement and an escalation queued
+    result = drain(rt, clock.now())
+    assert result.failed == 1
+    with app.db.transaction() as s:
+        rows = s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        failed = [r for r in rows if r.state == "failed"]
+        notices = [r for r in rows if r.kind == "delivery_failure"]
+        assert len(failed) == 1 and "550" in (failed[0].last_error or "")
+        assert len(notices) == 1 and notices[0].recipients == ["business.team@ssp.example.org"]
+    drain(rt, clock.now())
+    assert any(b"could not be delivered" in m for m in [r.raw for r in rows if r.kind == "delivery_failure"])
 
 
 def test_crash_after_sending_is_not_sent_twice(app: App, clock: FixedClock) -> None:
