@@ -20,18 +20,11 @@ from mailflow.clock import Clock
 from mailflow.connectors import ConnectorEnv, SyncStateStore
 from mailflow.errors import ConfigError
 from mailflow.resources import bundled_dir
+from parsers import ParseLimits as Limits  # [limits] in the config are the parser's limits
 
 EMBEDDED = "<embedded default>"
 _PREFIX = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_message_bytes: int = 25_000_000
-    max_attachment_bytes: int = 15_000_000
-    max_depth: int = 6
-    max_docx_uncompressed: int = 50_000_000
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,17 @@ class ConnectorEnv:
         return p if p.is_absolute() else self.base_dir / p
 
 
+def build_connector(kinds: Mapping[str, str], options: Mapping[str, Any], env: ConnectorEnv) -> Any:
+    """The class `kinds[options["kind"]]` ("module:Class"), built with its `from_config`."""
+    import importlib
+
+    kind = str(options.get("kind"))
+    if kind not in kinds:
+        raise ConfigError(f"{env.where}: kind: {options.get('kind')!r} is not one of {', '.join(kinds)}")
+    module, cls = kinds[kind].split(":")
+    return getattr(importlib.import_module(module), cls).from_config(options, env)
+
+
 def check_keys(options: Mapping[str, Any], allowed: set[str], where: str) -> None:
     """Reject unknown keys with one line naming them and the ones that are allowed."""
     unknown = sorted(set(options) - allowed - {"kind"})

@@ -17,7 +17,7 @@ from mailflow.db.store import find_duplicate, record_event
 from mailflow.pipeline.apply import apply_message
 from mailflow.pipeline.outbox import queue_mail
 from mailflow.sources.base import InboundMail, Outcome
-from parsers import ParseLimits, parse_message
+from parsers import parse_message
 
 if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
@@ -55,7 +55,7 @@ def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str 
     app = rt.app
     now = app.clock.now()
     sha = hashlib.sha256(mail.raw).hexdigest()
-    parsed = parse_message(mail.raw, ParseLimits(**vars(app.config.limits)))
+    parsed = parse_message(mail.raw, app.config.limits)
     with app.db.transaction() as s:
         duplicate = find_duplicate(s, rt.prefix, mail.source_id, parsed.message_id, sha)
         if duplicate is not None:

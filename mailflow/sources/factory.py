@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from mailflow.connectors import ConnectorEnv
-from mailflow.errors import ConfigError
+from mailflow.connectors import ConnectorEnv, build_connector
 from mailflow.sources.base import MailboxSource
 
 KINDS = {
@@ -19,9 +17,5 @@ KINDS = {
 
 
 def build_source(options: Mapping[str, Any], env: ConnectorEnv) -> MailboxSource:
-    kind = options.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(f"{env.where}: kind: {kind!r} is not one of {', '.join(KINDS)}")
-    module, cls = KINDS[kind].split(":")
-    source: MailboxSource = getattr(importlib.import_module(module), cls).from_config(options, env)
+    source: MailboxSource = build_connector(KINDS, options, env)
     return source
