@@ -105,6 +105,7 @@ class Policy:
     stages: tuple[Stage, ...]
     final: FinalAction
     reminder_days_before: int = 1
+    max_extension_days: int = 5  # the most `#extend` may add to a stage, in working days
     source: Path = field(default_factory=Path)
     document: str = ""  # the source document it encodes
 
@@ -330,6 +331,7 @@ def load_policy(path: Path) -> Policy:
                     else f"{v!r} is not an email address")
     document = p.get("document", str, "")
     reminder = p.days("reminder_days_before")
+    max_extension = p.days("max_extension_days")
     p.done()
     calendar = _calendar(top.table("calendar"))
     stage_tables = top.tables("stages")
@@ -354,7 +356,7 @@ def load_policy(path: Path) -> Policy:
     return Policy(
         name=path.stem, title=title, partnership=name, mailbox=mailbox, calendar=calendar,
         stages=stages, final=final, reminder_days_before=1 if reminder is None else reminder,
-        source=path, document=document,
+        max_extension_days=5 if max_extension is None else max_extension, source=path, document=document,
     )
 
 

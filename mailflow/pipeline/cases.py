@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from parsers import ParsedMessage
 
 UK = ZoneInfo("Europe/London")
-DEFAULT_MAX_EXTENSION_DAYS = 5  # local default where a policy sets no limit on #extend
 
 # How the incomplete-form request names what is missing: labels the form parser reads back.
 MISSING_LABELS = {
@@ -256,8 +255,7 @@ def extend(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: da
            reason: str) -> bool:
     """Move the current stage's deadlines by `days` working days, within what the policy allows."""
     _transition(case, "extend")
-    limit = getattr(rt.policy, "max_extension_days", None)
-    limit = DEFAULT_MAX_EXTENSION_DAYS if limit is None else limit
+    limit = rt.policy.max_extension_days
     used = sum(int(e.detail.get("days", 0)) for e in case.events
                if e.action == "extended" and e.detail.get("stage") == case.stage)
     allowed = max(0, min(days, limit - used))
