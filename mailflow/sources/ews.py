@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore, check_keys
+from mailflow.connectors import ConnectorEnv, SyncStateStore, check_keys
 from mailflow.errors import ConfigError
 from mailflow.oauth import reject_inline_secrets
 from mailflow.sources.base import InboundMail, MailboxSource, Outcome
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
+from mailflow.sources.rounds import CursorRound
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +123,11 @@ class EwsSource(MailboxSource):
                  state_store: SyncStateStore) -> None:
         self.settings = settings
         self._factory = account_factory
-        self._store = state_store
         self._account: Any = None
         self._folders: dict[str, Any] = {}
-        self._pending: set[str] = set()
         self._left: set[str] = set()
-        self._round_state: str | None = None
         self.state_key = f"ews:{settings.mailbox}"
+        self._round = CursorRound(state_store, self.state_key, settings.folder)
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> EwsSource:
@@ -199,7 +198,7 @@ class EwsSource(MailboxSource):
     # ------------------------------------------------------------------ fetch
 
     def fetch(self) -> Iterator[InboundMail]:
-        state = self._store.load(self.state_key, self.settings.folder) or SyncState()
+        state = self._round.saved()
         folder = self.folder(self.settings.folder)
         folder.item_sync_state = state.cursor
 
@@ -213,9 +212,7 @@ class EwsSource(MailboxSource):
             return found
 
         items = self._guard(sync)
-        self._round_state = folder.item_sync_state
-        self._pending = {i for i, _, _ in items}
-        self._maybe_save_round()
+        self._round.begin(folder.item_sync_state, {i for i, _, _ in items})
         acc = self.account()
         for item_id, changekey, size in items:
             if size > self.settings.max_message_bytes:
@@ -261,15 +258,7 @@ class EwsSource(MailboxSource):
                                          f"{explain_ews_error(r, self.settings.mailbox)}")
 
     def _settled(self, item_id: str) -> None:
-        self._pending.discard(item_id)
-        self._maybe_save_round()
-
-    def _maybe_save_round(self) -> None:
-        if not self._pending and self._round_state:
-            state = self._store.load(self.state_key, self.settings.folder) or SyncState()
-            self._store.save(self.state_key, self.settings.folder,
-                             SyncState(state.uidvalidity, state.last_uid, self._round_state))
-            self._round_state = None
+        self._round.settled(item_id)
 
     def close(self) -> None:
         acc, self._account = self._account, None

@@ -42,11 +42,12 @@ from urllib.parse import quote
 
 import httpx
 
-from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore, check_keys
+from mailflow.connectors import ConnectorEnv, SyncStateStore, check_keys
 from mailflow.errors import ConfigError
 from mailflow.oauth import GRAPH_SCOPE, OAUTH_KEYS, TokenProvider, reject_inline_secrets, token_provider_from_config
 from mailflow.sources.base import InboundMail, MailboxSource, Outcome
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
+from mailflow.sources.rounds import CursorRound
 
 log = logging.getLogger(__name__)
 
@@ -204,13 +205,11 @@ class GraphSource(MailboxSource):
                  state_store: SyncStateStore) -> None:
         self.settings = settings
         self._client = client
-        self._store = state_store
         self._user = f"/users/{quote(settings.mailbox)}"
         self._folder_ids: dict[str, str] = {}
-        self._pending: set[str] = set()
         self._left: set[str] = set()
-        self._round_link: str | None = None     # the delta link to save once all are settled
         self.state_key = f"graph:{settings.mailbox}"
+        self._round = CursorRound(state_store, self.state_key, settings.folder)
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> GraphSource:
@@ -273,7 +272,7 @@ class GraphSource(MailboxSource):
     # ------------------------------------------------------------------ fetch
 
     def fetch(self) -> Iterator[InboundMail]:
-        state = self._store.load(self.state_key, self.settings.folder) or SyncState()
+        state = self._round.saved()
         if state.cursor:
             url = state.cursor
             params: dict[str, str] | None = None
@@ -281,6 +280,7 @@ class GraphSource(MailboxSource):
             url = f"{self._user}/mailFolders/{self.folder_id(self.settings.folder)}/messages/delta"
             params = {"$select": "id,internetMessageId,receivedDateTime"}
         ids: list[str] = []
+        delta_link: str | None = None
         while True:
             page = self._call("GET", url, params=params,
                               headers={"Prefer": f"odata.maxpagesize={self.settings.page_size}"}
@@ -292,10 +292,9 @@ class GraphSource(MailboxSource):
             if "@odata.nextLink" in page and page["@odata.nextLink"] != url:
                 url = page["@odata.nextLink"]
                 continue
-            self._round_link = page.get("@odata.deltaLink")
+            delta_link = page.get("@odata.deltaLink")
             break
-        self._pending = set(ids)
-        self._maybe_save_round()
+        self._round.begin(delta_link, set(ids))
         for mid in ids:
             resp = self._call("GET", f"{self._user}/messages/{quote(mid)}/$value",
                               stream_limit=self.settings.max_message_bytes)
@@ -336,15 +335,7 @@ class GraphSource(MailboxSource):
             raise MailboxUnavailable(f"{self.state_key}: {exc}") from None
 
     def _settled(self, mid: str) -> None:
-        self._pending.discard(mid)
-        self._maybe_save_round()
-
-    def _maybe_save_round(self) -> None:
-        if not self._pending and self._round_link:
-            state = self._store.load(self.state_key, self.settings.folder) or SyncState()
-            self._store.save(self.state_key, self.settings.folder,
-                             SyncState(state.uidvalidity, state.last_uid, self._round_link))
-            self._round_link = None
+        self._round.settled(mid)
 
     def close(self) -> None:
         self._client.close()
