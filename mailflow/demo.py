@@ -129,7 +129,7 @@ def run_demo(out: Callable[[str], None] = print, workdir: Path | None = None) ->
 
         with app.db.transaction() as s:
             for case in s.query(Case).order_by(Case.id):
-                summary = _summary(None, case)  # type: ignore[arg-type]
+                summary = _summary(case)
                 out(f"   {summary['reference']}: {summary['state']}, Stage {summary['stage']}")
         out(f"\nThe {seen} messages the SMTP server accepted are in {sent_dir}/ (one .eml each); "
             f"the digest is {workdir / 'digest.txt'}; the database is {workdir / 'mailflow.db'}.")

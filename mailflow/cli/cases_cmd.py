@@ -32,7 +32,7 @@ def _list(args: argparse.Namespace, ctx: CliContext) -> int:
         stmt = select(Case).order_by(Case.id)
         if args.state:
             stmt = stmt.where(Case.state == args.state)
-        rows = [_summary(ctx, c) for c in s.scalars(stmt)]
+        rows = [_summary(c) for c in s.scalars(stmt)]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
@@ -44,7 +44,7 @@ def _list(args: argparse.Namespace, ctx: CliContext) -> int:
     return 0
 
 
-def _summary(ctx: CliContext, c: Case) -> dict[str, Any]:
+def _summary(c: Case) -> dict[str, Any]:
     pending = sorted((d for d in c.deadlines if d.state == "pending" and d.action != "remind"),
                      key=lambda d: d.due_at)
     return {
@@ -108,7 +108,7 @@ def _story(s: Session, ctx: CliContext, case: Case) -> dict[str, Any]:
     received = s.scalars(select(InboundMessage).where(InboundMessage.case_id == case.id)
                          .order_by(InboundMessage.id)).all()
     return {
-        "case": {**_summary(ctx, case), "fields": case.fields},
+        "case": {**_summary(case), "fields": case.fields},
         "outcome": case.outcome,
         "participants": [{"email": p.email, "role": p.role, "side": p.side, "agency": p.agency,
                           "stage": p.stage} for p in case.participants],
