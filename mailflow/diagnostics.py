@@ -60,6 +60,15 @@ def check_source(options: Mapping[str, Any], env: ConnectorEnv) -> Result:
         return False, [str(exc)]
 
 
+# Transports that keep a copy in Sent Items (and check it after a crash): the doctor reads it.
+_SENT_ITEMS_HINTS = {
+    "graph": "check the Mail.ReadWrite/Mail.Send application permissions and the Application "
+             "Access Policy",
+    "ews": "check the credentials and that the account (or, for OAuth2, the app with "
+           "full_access_as_app) has Full Access to the mailbox",
+}
+
+
 def check_transport(options: Mapping[str, Any], env: ConnectorEnv,
                     send_test: str | None = None) -> Result:
     kind = options.get("kind")
@@ -70,13 +79,12 @@ def check_transport(options: Mapping[str, Any], env: ConnectorEnv,
 
         transport = build_transport(options, env)
         lines = [f"{kind} transport: configuration valid"]
-        if kind == "graph":
+        if kind in _SENT_ITEMS_HINTS:
             found = transport.already_sent("<mailflow-doctor-probe@invalid>")
             if found is None:
-                return False, [f"graph transport: cannot read Sent Items of "
-                               f"{options.get('mailbox')}: check Mail.ReadWrite/Mail.Send "
-                               f"application permissions and the Application Access Policy"]
-            lines.append("graph transport: token obtained, Sent Items readable")
+                return False, [f"{kind} transport: cannot read Sent Items of "
+                               f"{options.get('mailbox')}: {_SENT_ITEMS_HINTS[kind]}"]
+            lines.append(f"{kind} transport: signed in, Sent Items readable")
         if send_test:
             transport.send(_test_outgoing(_sender(options), send_test))
             lines.append(f"test message handed over for {send_test}")

@@ -20,7 +20,7 @@ from typing import Any
 
 from mailflow.connectors import ConnectorEnv, SyncStateStore, check_keys
 from mailflow.errors import ConfigError
-from mailflow.oauth import reject_inline_secrets
+from mailflow.oauth import explain_token_error, reject_inline_secrets
 from mailflow.sources.base import InboundMail, MailboxSource, Outcome
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
 from mailflow.sources.rounds import CursorRound
@@ -100,10 +100,35 @@ def account_from_config(options: Mapping[str, Any], env: ConnectorEnv) -> Callab
     return build
 
 
+def _token_refusal(exc: BaseException) -> dict[str, Any] | None:
+    """Entra ID's answer when it refused exchangelib's token request (an oauthlib error)."""
+    from oauthlib.oauth2 import OAuth2Error
+
+    if isinstance(exc, OAuth2Error):
+        return {"error": exc.error, "error_description": exc.description or ""}
+    return None
+
+
+def is_ews_auth_failure(exc: BaseException) -> bool:
+    """Retrying will not help until someone fixes the credentials or permissions."""
+    return type(exc).__name__ in _AUTH_ERRORS or _token_refusal(exc) is not None
+
+
+_AUTH_ERRORS = {"UnauthorizedError", "ErrorAccessDenied", "ErrorNonExistentMailbox",
+                "ErrorImpersonateUserDenied", "ErrorImpersonationDenied"}
+
+
 def explain_ews_error(exc: BaseException, mailbox: str) -> str:
     name = type(exc).__name__
-    if name in ("UnauthorizedError", "ErrorAccessDenied", "ErrorNonExistentMailbox",
-                "ErrorImpersonateUserDenied"):
+    refusal = _token_refusal(exc)
+    if refusal is not None:
+        return f"Entra ID gave no token for EWS: {explain_token_error(refusal)}"
+    if name == "ErrorNonExistentMailbox":
+        return f"Exchange has no mailbox {mailbox}: check 'mailbox' (the primary SMTP address)"
+    if name in ("ErrorImpersonateUserDenied", "ErrorImpersonationDenied"):
+        return (f"the account may not open {mailbox} ({name}): give the app full_access_as_app "
+                f"(OAuth2) or the service account ApplicationImpersonation or Full Access")
+    if name in _AUTH_ERRORS:
         return (f"EWS refused access to {mailbox} ({name}): check the credentials; for OAuth2 "
                 f"the app needs the full_access_as_app permission with admin consent (and in "
                 f"Exchange Online, the tenant must still allow EWS)")
@@ -156,7 +181,7 @@ class EwsSource(MailboxSource):
             raise
         except Exception as exc:  # noqa: BLE001 - exchangelib raises many unrelated types
             msg = f"{self.state_key}: {explain_ews_error(exc, self.settings.mailbox)}"
-            if "refused access" in msg:
+            if is_ews_auth_failure(exc):
                 raise MailboxAuthError(msg) from None
             self._account = None if type(exc).__name__ == "TransportError" else self._account
             raise MailboxUnavailable(msg) from None
@@ -174,18 +199,24 @@ class EwsSource(MailboxSource):
         def find() -> Any:
             if name.lower() == "inbox":
                 return acc.inbox
+            from exchangelib import Folder
+            from exchangelib.folders import SHALLOW, SingleFolderQuerySet
+            from exchangelib.services import CreateFolder
+
+            # One FindFolder (and one CreateFolder) under the top of the mailbox: exchangelib's
+            # `children` and `Folder.save()` would first walk and cache the whole folder tree.
             parent = acc.msg_folder_root
-            for child in parent.children:
-                if child.name == name:
+            children = SingleFolderQuerySet(account=acc, folder=parent).depth(SHALLOW)
+            for child in children.filter(name=name):
+                if not isinstance(child, Exception) and child.name == name:
                     return child
             if not create:
                 raise MailboxUnavailable(f"{self.state_key}: folder {name!r} not found")
-            from exchangelib import Folder
-
             log.info("%s: creating folder %s", self.state_key, name)
-            folder = Folder(parent=parent, name=name)
-            folder.save()
-            return folder
+            new = Folder(parent=parent, name=name, folder_class="IPF.Note")
+            created = CreateFolder(account=acc).get(parent_folder=parent, folders=[new])
+            new._id = Folder.ID_ELEMENT_CLS(created.id, created.changekey)
+            return new
 
         self._folders[name] = self._guard(find)
         return self._folders[name]

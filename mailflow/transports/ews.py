@@ -1,5 +1,6 @@
 """EWS transport (exchangelib): sends the raw MIME with CreateItem/SendAndSaveCopy, so a copy
-lands in Sent Items; `already_sent()` looks the Message-ID up there.
+lands in Sent Items; `already_sent()` looks the Message-ID up there. The recipients are the
+message's own To and Cc (the outbox's recipients are exactly those).
 
 Same config keys as the EWS source (mailbox, auth, server/autodiscover, credentials).
 Throttling, connection and access errors are transient (the outbox retries; the watchdog
@@ -46,15 +47,15 @@ class EwsTransport(MailTransport):
         return cls(str(options.get("mailbox", "")), account_from_config(options, env))
 
     def send(self, mail: OutgoingMail) -> None:
-        from exchangelib import Mailbox, Message
+        from exchangelib import Message
 
         try:
             if self._account is None:
                 self._account = self._factory()
             acc = self._account
-            msg = Message(account=acc, folder=acc.sent, mime_content=mail.raw,
-                          to_recipients=[Mailbox(email_address=r) for r in mail.recipients])
-            msg.send_and_save()
+            # MIME only, as Graph's sendMail: Exchange takes To and Cc from the headers. Setting
+            # ToRecipients as well would turn every Cc into a To.
+            Message(account=acc, folder=acc.sent, mime_content=mail.raw).send_and_save()
         except Exception as exc:  # noqa: BLE001 - exchangelib raises many unrelated types
             name = type(exc).__name__
             text = f"{mail.message_id}: {explain_ews_error(exc, self.mailbox)}"

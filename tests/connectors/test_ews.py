@@ -1,72 +1,196 @@
-"""EWS source and transport: recorded HTTP exchanges (responses) for auth failure and
-throttling through real exchangelib; a stand-in Account for sync rounds and moves."""
+"""EWS source and transport through the real exchangelib, against recorded SOAP exchanges
+(tests/connectors/recordings/ews, replayed by ews_server.RecordedEws): a sync round, raw MIME,
+moves only after the commit, sending with a copy in Sent Items, throttling and auth failures."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sqlite3
+from pathlib import Path
 
 import pytest
 import responses
 
+from mailflow.app import App
+from mailflow.clock import FixedClock, parse_instant
 from mailflow.connectors import ConnectorEnv, MemorySyncStateStore
+from mailflow.diagnostics import check_source, check_transport
 from mailflow.errors import ConfigError
+from mailflow.pipeline.ingest import ingest_source
 from mailflow.sources.base import Outcome
-from mailflow.sources.ews import EwsSettings, EwsSource
+from mailflow.sources.ews import EwsSource
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
 from mailflow.transports.base import OutgoingMail, TransientSendError
 from mailflow.transports.ews import EwsTransport
+from tests.conftest import make_config, make_form
 
 from .conftest import make_mail
+from .ews_server import ENDPOINT, ITEM_A, ITEM_B, ITEM_C, RecordedEws
 
-EWS = "https://outlook.office365.com/EWS/Exchange.asmx"
 TOKEN = "https://login.microsoftonline.com/T1/oauth2/v2.0/token"
-OPTIONS = {"kind": "ews", "mailbox": "sab@council.gov.uk", "auth": "oauth2", "tenant_id": "T1",
+OPTIONS = {"mailbox": "sab@council.example", "auth": "oauth2", "tenant_id": "T1",
            "client_id": "C1", "client_secret_env": "MAILFLOW_TEST_EWS_SECRET",
-           "server": "outlook.office365.com"}
-SERVER_BUSY = b"""<?xml version="1.0" encoding="utf-8"?>
-<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
-<faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:ErrorServerBusy</faultcode>
-<faultstring xml:lang="en-US">The server cannot service this request right now. Try again later.</faultstring>
-<detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorServerBusy</e:ResponseCode>
-<e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">
-The server cannot service this request right now. Try again later.</e:Message>
-<t:MessageXml xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
-<t:Value Name="BackOffMilliseconds">30000</t:Value></t:MessageXml>
-</detail></s:Fault></s:Body></s:Envelope>"""
+           "server": "mail.council.example"}
 
 
 @pytest.fixture
 def env(monkeypatch) -> ConnectorEnv:
     monkeypatch.setenv("MAILFLOW_TEST_EWS_SECRET", "s")
-    return ConnectorEnv(where="mailflow.toml [p.mailbox]")
+    return ConnectorEnv(where="mailflow.toml [p.mailbox]", state_store=MemorySyncStateStore())
 
 
-def token_ok(r: responses.RequestsMock) -> None:
-    r.add(responses.POST, TOKEN, json={"access_token": "tok", "token_type": "Bearer",
-                                       "expires_in": 3600})
+@pytest.fixture
+def http() -> responses.RequestsMock:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.POST, TOKEN, json={"access_token": "tok", "token_type": "Bearer",
+                                              "expires_in": 3600})
+        yield mock
 
 
-def test_recorded_auth_failure_is_explained(env) -> None:
+def test_sync_round_hands_out_arrivals_and_moves_only_when_settled(env, http) -> None:
+    (_, raw_a), (_, raw_b) = make_mail(), make_mail()
+    server = RecordedEws(mime={ITEM_A: raw_a, ITEM_B: raw_b, ITEM_C: b"never fetched"},
+                         folders={"Processed": "AAMkPROC"}).install(http)
     source = EwsSource.from_config(OPTIONS, env)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as r:
-        token_ok(r)
-        r.add(responses.POST, EWS, status=401)
-        with pytest.raises(MailboxAuthError, match="full_access_as_app"):
-            list(source.fetch())
+    got = list(source.fetch())
+    # Only the two arrivals: the round's Update, ReadFlagChange and Delete are not new mail.
+    assert [m.raw for m in got] == [raw_a, raw_b]
+    assert got[0].source_id.startswith(f"ews:{ITEM_A}:")
+    assert "MoveItem" not in server.operations()
+    assert env.state_store.load(source.state_key, "Inbox") is None
+
+    source.settle(got[0], Outcome.PROCESSED)
+    assert server.moves == [(ITEM_A, "Processed")] and "CreateFolder" not in server.operations()
+    assert env.state_store.load(source.state_key, "Inbox") is None      # B is not settled yet
+
+    source.settle(got[1], Outcome.QUARANTINED)                           # folder made on demand
+    assert server.moves[-1] == (ITEM_B, "Quarantine") and "CreateFolder" in server.operations()
+    assert env.state_store.load(source.state_key, "Inbox").cursor.endswith("S1")
+
+    # The next round resumes from the saved state; C is 40 MB: quarantined, never downloaded.
+    server.requests.clear()
+    assert list(source.fetch()) == []
+    sync = next(r for r in server.requests if r.operation == "SyncFolderItems")
+    assert sync.find("m:SyncState").text.endswith("S1")
+    assert server.moves[-1] == (ITEM_C, "Quarantine")
+    assert "GetItem" not in server.operations()
+    assert env.state_store.load(source.state_key, "Inbox").cursor.endswith("S2")
 
 
-def test_recorded_throttling_is_transient(env) -> None:
+def test_unrelated_mail_left_in_place_is_not_handed_out_again(env, http) -> None:
+    server = RecordedEws(mime={ITEM_A: make_mail()[1], ITEM_B: make_mail()[1]}).install(http)
     source = EwsSource.from_config(OPTIONS, env)
-    transport = EwsTransport.from_config({k: v for k, v in OPTIONS.items() if k != "kind"}, env)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as r:
-        token_ok(r)
-        r.add(responses.POST, EWS, status=500, body=SERVER_BUSY,
-              content_type="text/xml; charset=utf-8")
-        with pytest.raises(MailboxUnavailable, match="throttling"):
-            list(source.fetch())
-        mid, raw = make_mail()
-        with pytest.raises(TransientSendError, match="throttling"):
-            transport.send(OutgoingMail(mid, "sab@council.gov.uk", ("a@b.example",), raw))
+    for mail in source.fetch():
+        source.settle(mail, Outcome.LEFT)
+    assert server.moves == [] and env.state_store.load(source.state_key, "Inbox").cursor.endswith("S1")
+
+
+def test_item_deleted_between_sync_and_fetch_is_skipped(env, http) -> None:
+    raw_b = make_mail()[1]
+    RecordedEws(mime={ITEM_B: raw_b}).install(http)          # A was deleted by someone meanwhile
+    source = EwsSource.from_config(OPTIONS, env)
+    got = list(source.fetch())
+    assert [m.raw for m in got] == [raw_b]
+    source.settle(got[0], Outcome.LEFT)
+    assert env.state_store.load(source.state_key, "Inbox").cursor.endswith("S1")
+
+
+# ---------------------------------------------------------------- the whole pipeline
+
+
+def committed_source_ids(db_file: Path) -> set[str]:
+    """What another process would see in the database right now."""
+    with sqlite3.connect(db_file) as conn:
+        return {row[0] for row in conn.execute("SELECT source_id FROM inbound_messages")}
+
+
+def test_pipeline_commits_before_the_move_and_a_failed_move_loses_and_doubles_nothing(
+        tmp_path, env, http) -> None:
+    db_file = tmp_path / "mailflow.db"
+    app = App.open(make_config(tmp_path, f"sqlite:///{db_file}"),
+                   clock=FixedClock(parse_instant("2026-12-21T10:00:00")))
+    seen_at_move: dict[str, set[str]] = {}
+    server = RecordedEws(mime={ITEM_A: make_form(), ITEM_B: make_form("sam.sample@asc.swindon.example.org")},
+                         folders={"Processed": "AAMkPROC"}).install(http)
+    server.before_move = lambda item: seen_at_move.setdefault(item, committed_source_ids(db_file))
+
+    def run_pass() -> None:
+        rt = app.runtime()
+        rt._source = EwsSource.from_config(OPTIONS, ConnectorEnv(state_store=app.sync_store))
+        try:
+            ingest_source(rt)
+        finally:
+            rt.close()
+
+    # First pass: form A is committed, then Exchange is too busy to move it.
+    server.fail["MoveItem"] = (500, "Fault.ErrorServerBusy")
+    with pytest.raises(MailboxUnavailable, match="throttling"):
+        run_pass()
+    assert [s.split(":")[1] for s in committed_source_ids(db_file)] == [ITEM_A]
+    assert server.moves == []
+
+    # Next pass (as after a restart): the same round again. A is recognised and only moved;
+    # B is new, and is in the database before its move is asked for.
+    del server.fail["MoveItem"]
+    run_pass()
+    assert server.moves == [(ITEM_A, "Processed"), (ITEM_B, "Processed")]
+    assert any(s.startswith(f"ews:{ITEM_B}:") for s in seen_at_move[ITEM_B])
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("SELECT count(*) FROM cases").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM inbound_messages").fetchone() == (2,)
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM outbox")]
+    assert kinds.count("acknowledgement") == 2
+    assert app.sync_store.load(f"ews:{OPTIONS['mailbox']}", "Inbox").cursor.endswith("S1")
+    app.close()
+
+
+# ---------------------------------------------------------------- sending
+
+
+def test_transport_sends_raw_mime_saving_a_copy_and_finds_it_in_sent_items(env, http) -> None:
+    server = RecordedEws().install(http)
+    transport = EwsTransport.from_config(OPTIONS, env)
+    mid, raw = make_mail()
+    assert transport.already_sent(mid) is False
+    transport.send(OutgoingMail(mid, "sab@council.example", ("a@b.example",), raw))
+    assert server.sent == [raw]
+    create = next(r for r in server.requests if r.operation == "CreateItem")
+    assert create.find(".//t:ToRecipients") is None          # Exchange reads To/Cc from the MIME
+    assert transport.already_sent(mid) is True
+    finds = [r for r in server.requests if r.operation == "FindItem"]
+    assert finds[-1].find(".//t:FieldURI").get("FieldURI") == "message:InternetMessageId"
+
+
+# ---------------------------------------------------------------- failures
+
+
+def test_throttling_is_transient_and_its_back_off_is_kept(env, http) -> None:
+    server = RecordedEws(fail={"SyncFolderItems": (500, "Fault.ErrorServerBusy"),
+                               "CreateItem": (500, "Fault.ErrorServerBusy")}).install(http)
+    with pytest.raises(MailboxUnavailable, match="throttling"):
+        list(EwsSource.from_config(OPTIONS, env).fetch())
+    mid, raw = make_mail()
+    with pytest.raises(TransientSendError, match="throttling") as caught:
+        EwsTransport.from_config(OPTIONS, env).send(OutgoingMail(mid, "sab@council.example",
+                                                                 ("a@b.example",), raw))
+    assert caught.value.retry_after == 30                   # BackOffMilliseconds 30000
+    assert server.sent == []
+
+
+def test_oauth_token_refused_by_the_server_is_an_auth_error(env, http) -> None:
+    http.add(responses.POST, ENDPOINT, status=401)
+    with pytest.raises(MailboxAuthError, match="full_access_as_app"):
+        list(EwsSource.from_config(OPTIONS, env).fetch())
+
+
+def test_entra_refusing_the_token_is_an_auth_error_with_the_fix(env) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as http:
+        http.add(responses.POST, TOKEN, status=401, json={
+            "error": "invalid_client", "error_codes": [7000222],
+            "error_description": "AADSTS7000222: The provided client secret keys for app 'C1' are expired."})
+        server = RecordedEws().install(http)
+        with pytest.raises(MailboxAuthError, match="client secret has expired"):
+            list(EwsSource.from_config(OPTIONS, env).fetch())
+    assert server.requests == []
 
 
 def test_config_needs_server_or_autodiscover(env) -> None:
@@ -76,89 +200,62 @@ def test_config_needs_server_or_autodiscover(env) -> None:
         EwsSource.from_config({**OPTIONS, "auth": "ntlm"}, env)
 
 
-# ---------------------------------------------------------------- a stand-in Account
+# ---------------------------------------------------------------- NTLM (on-premises Exchange)
 
 
-@dataclass
-class Item:
-    id: str
-    changekey: str
-    size: int
-    mime_content: bytes = b""
+NTLM_OPTIONS = {"mailbox": "sab@council.example", "auth": "ntlm", "username": "COUNCIL\\svc-mailflow",
+                "password_env": "MAILFLOW_TEST_EWS_PASSWORD", "server": "mail.council.example"}
 
 
-@dataclass
-class FakeFolder:
-    name: str
-    items: list[Item] = field(default_factory=list)
-    item_sync_state: str | None = None
-    rounds: int = 0
-
-    def sync_items(self, sync_state=None, only_fields=None, max_changes_returned=None):
-        # Each sync state "sN" has seen the first N items of the folder's history.
-        seen = int(sync_state[1:]) if sync_state else 0
-        for item in self.items[seen:]:
-            yield "create", item
-        self.item_sync_state = f"s{len(self.items)}"
+@pytest.fixture
+def ntlm_user(tmp_path, monkeypatch) -> None:
+    """The domain account the recorded server knows (pyspnego's acceptor reads this file)."""
+    users = tmp_path / "ntlm-users"
+    users.write_text("COUNCIL:svc-mailflow:Correct-Horse-7\n")
+    monkeypatch.setenv("NTLM_USER_FILE", str(users))
+    # Channel binding hashes the TLS certificate off the socket; replayed HTTP has no socket.
+    monkeypatch.setattr("requests_ntlm.HttpNtlmAuth._get_server_cert", lambda self, response: None)
 
 
-@dataclass
-class FakeAccount:
-    inbox: FakeFolder = field(default_factory=lambda: FakeFolder("Inbox"))
-    moves: list[tuple[str, str]] = field(default_factory=list)
-    folders: dict[str, FakeFolder] = field(default_factory=dict)
-    fetched: list[str] = field(default_factory=list)
-
-    @property
-    def msg_folder_root(self):
-        account = self
-
-        class Root:
-            @property
-            def children(self):
-                return list(account.folders.values())
-
-        return Root()
-
-    def fetch(self, ids, only_fields):
-        for item_id, _ in ids:
-            self.fetched.append(item_id)
-            yield next(i for i in self.inbox.items if i.id == item_id)
-
-    def bulk_move(self, ids, to_folder):
-        for item_id, _ in ids:
-            self.moves.append((item_id, to_folder.name))
-        return [True]
+def test_ntlm_handshake_then_sync(env, http, ntlm_user, monkeypatch) -> None:
+    monkeypatch.setenv("MAILFLOW_TEST_EWS_PASSWORD", "Correct-Horse-7")
+    raw = make_mail()[1]
+    server = RecordedEws(mime={ITEM_A: raw, ITEM_B: raw}, ntlm=True).install(http)
+    got = list(EwsSource.from_config(NTLM_OPTIONS, env).fetch())
+    assert len(got) == 2 and got[0].raw == raw
+    assert "SyncFolderItems" in server.operations()
 
 
-def fake_source(account: FakeAccount, store: MemorySyncStateStore, **kw) -> EwsSource:
-    for name in ("Processed", "Quarantine"):
-        account.folders.setdefault(name, FakeFolder(name))
-    return EwsSource(EwsSettings(mailbox="sab@council.local", **kw), lambda: account, store)
+def test_ntlm_wrong_password_is_an_auth_error(env, http, ntlm_user, monkeypatch) -> None:
+    monkeypatch.setenv("MAILFLOW_TEST_EWS_PASSWORD", "Tr0ub4dor")
+    server = RecordedEws(ntlm=True).install(http)
+    with pytest.raises(MailboxAuthError, match="check the credentials"):
+        list(EwsSource.from_config(NTLM_OPTIONS, env).fetch())
+    assert server.requests == []                             # no SOAP got past the handshake
 
 
-def test_sync_round_saved_only_after_every_settle_and_moves_after_commit() -> None:
-    account, store = FakeAccount(), MemorySyncStateStore()
-    r1, r2 = make_mail()[1], make_mail()[1]
-    account.inbox.items = [Item("A", "ck1", len(r1), r1), Item("B", "ck2", len(r2), r2)]
-    source = fake_source(account, store)
-    got = list(source.fetch())
-    assert [g.raw for g in got] == [r1, r2] and account.moves == []
-    source.settle(got[0], Outcome.PROCESSED)
-    assert account.moves == [("A", "Processed")]
-    assert store.load(source.state_key, "Inbox") is None     # B not settled yet
-    # A crash here: a new source hands B (and A) out again from the old state.
-    again = fake_source(account, store)
-    assert len(list(again.fetch())) == 2
-    source.settle(got[1], Outcome.LEFT)
-    assert store.load(source.state_key, "Inbox").cursor == "s2"
-    assert list(fake_source(account, store).fetch()) == []
+# ---------------------------------------------------------------- mailflow doctor
 
 
-def test_oversize_item_quarantined_without_mime() -> None:
-    account, store = FakeAccount(), MemorySyncStateStore()
-    account.inbox.items = [Item("BIG", "ck", 50_000_000)]
-    source = fake_source(account, store, max_message_bytes=1_000_000)
-    assert list(source.fetch()) == []
-    assert account.moves == [("BIG", "Quarantine")] and account.fetched == []
-    assert store.load(source.state_key, "Inbox").cursor == "s1"
+def test_doctor_reads_the_folder_and_sent_items(env, http) -> None:
+    RecordedEws().install(http)
+    ok, lines = check_source({"kind": "ews", **OPTIONS}, env)
+    assert ok and lines == ["EWS: connected; folder 'Inbox' has 2 message(s)"]
+    ok, lines = check_transport({"kind": "ews", **OPTIONS}, env)
+    assert ok and lines[-1] == "ews transport: signed in, Sent Items readable"
+
+
+def test_doctor_explains_a_refused_ntlm_login(env, http, ntlm_user, monkeypatch) -> None:
+    monkeypatch.setenv("MAILFLOW_TEST_EWS_PASSWORD", "Tr0ub4dor")
+    RecordedEws(ntlm=True).install(http)
+    ok, lines = check_source({"kind": "ews", **NTLM_OPTIONS}, env)
+    assert not ok and "refused access to sab@council.example" in lines[0]
+    ok, lines = check_transport({"kind": "ews", **NTLM_OPTIONS}, env)
+    assert not ok and "Full Access to the mailbox" in lines[0]
+
+
+def test_doctor_explains_a_mailbox_that_does_not_exist(env, http) -> None:
+    RecordedEws(fail={"GetFolder": (200, "GetFolder.no_mailbox")}).install(http)
+    ok, lines = check_source({"kind": "ews", **OPTIONS}, env)
+    assert not ok and lines[0].endswith("Exchange has no mailbox sab@council.example: check "
+                                        "'mailbox' (the primary SMTP address)")
