@@ -494,13 +494,26 @@ def start_tcp_proxy(target_host: str, target_port: int) -> TcpProxy:
 # --------------------------------------------------------------------------- Dovecot
 
 
+# What Dovecot 2.3 advertises after login by default; `imap_capability` can only replace it whole.
+DOVECOT_CAPABILITIES = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
+    "THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "
+    "LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH "
+    "LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ "
+    "NOTIFY")
+
+
 class DovecotServer:
     """Dovecot 2.3 as the current user on a high loopback port, passwd-file auth, temp Maildir.
 
-    It has CONDSTORE/QRESYNC/MOVE/SPECIAL-USE and custom keywords: the other end of the range.
+    It has CONDSTORE/QRESYNC/MOVE and custom keywords: the other end of the range.
+    `without` drops capabilities from what it advertises after login (e.g. MOVE, as on older
+    servers). `oauth2_introspection_url` also lets the user log in with XOAUTH2/OAUTHBEARER, the
+    token checked by POSTing it there (RFC 7662 introspection answering `active`, `username`).
     """
 
-    def __init__(self, binary: str, user: str, password: str) -> None:
+    def __init__(self, binary: str, user: str, password: str, *, without: tuple[str, ...] = (),
+                 oauth2_introspection_url: str | None = None) -> None:
         import tempfile
 
         self.host = HOST
@@ -511,6 +524,8 @@ class DovecotServer:
         # must be able to reach it (pytest's tmp_path is inside a 0700 directory).
         self.root = Path(tempfile.mkdtemp(prefix="mailflow-dovecot-"))
         self._binary = binary
+        self._without = {c.upper() for c in without}
+        self._introspection_url = oauth2_introspection_url
         self._conf = self._write_config()
         self._proc: subprocess.Popen[bytes] | None = None
         self.start()
@@ -536,6 +551,19 @@ class DovecotServer:
             r.chmod(0o755)
         (r / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}:{uid}:{gid}::"
                                   f"{r}/home/{self.user}::\n")
+        mechanisms, oauth2_passdb = "plain login", ""
+        if self._introspection_url:
+            mechanisms += " xoauth2 oauthbearer"
+            (r / "oauth2.conf.ext").write_text(
+                f"introspection_mode = post\nintrospection_url = {self._introspection_url}\n"
+                f"force_introspection = yes\nusername_attribute = username\n"
+                f"active_attribute = active\nactive_value = true\n")
+            oauth2_passdb = (f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                             f"  args = {r}/oauth2.conf.ext\n}}\n")
+        capability = ""
+        if self._without:
+            advertised = [c for c in DOVECOT_CAPABILITIES.split() if c.upper() not in self._without]
+            capability = f"  imap_capability = {' '.join(advertised)}\n"
         conf = r / "dovecot.conf"
         conf.write_text(f"""\
 protocols = imap
@@ -546,7 +574,9 @@ instance_name = mailflow-test-{self.port}
 log_path = {r}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
+# Tests log in wrongly on purpose: no failure delay, and no anvil penalty (listener mode 0).
+auth_failure_delay = 0 secs
 default_internal_user = {uname}
 default_internal_group = {gname}
 default_login_user = {login_user}
@@ -555,7 +585,7 @@ mail_uid = {uid}
 mail_gid = {gid}
 first_valid_uid = 0
 first_valid_gid = 0
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {r}/passwd
 }}
@@ -576,6 +606,9 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service auth {{
   user = {uname}
@@ -591,7 +624,7 @@ service stats {{
 shutdown_clients = yes
 protocol imap {{
   imap_idle_notify_interval = 1 secs
-}}
+{capability}}}
 """)
         return conf
 
@@ -678,11 +711,11 @@ def dovecot_binary() -> str | None:
         (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.path.exists(p)), None)
 
 
-def start_dovecot_server(user: str, password: str) -> DovecotServer | None:
-    """None when the `dovecot` binary is not installed."""
+def start_dovecot_server(user: str, password: str, **options: Any) -> DovecotServer | None:
+    """None when the `dovecot` binary is not installed; `options` as DovecotServer takes them."""
     binary = dovecot_binary()
     if binary is None:
         return None
-    return DovecotServer(binary, user, password)
+    return DovecotServer(binary, user, password, **options)
 
 

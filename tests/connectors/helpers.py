@@ -44,3 +44,18 @@ def later(delay: float, fn: Callable[[], object]) -> threading.Timer:
     t.daemon = True
     t.start()
     return t
+
+
+class RotatingTokens:
+    """Like MsalTokenProvider: the cached token until it is invalidated, then a fresh one."""
+
+    def __init__(self, *tokens: str) -> None:
+        self._tokens = list(tokens)
+        self.invalidated = 0
+
+    def token(self) -> str:
+        return self._tokens[0]
+
+    def invalidate(self) -> None:
+        self.invalidated += 1
+        self._tokens.pop(0)

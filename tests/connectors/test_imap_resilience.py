@@ -4,15 +4,16 @@ UIDVALIDITY changes, no MOVE, oversize mail; nothing lost, nothing processed twi
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from mailflow.connectors import MemorySyncStateStore
-from mailflow.loopback_servers import DovecotServer, start_tcp_proxy
+from mailflow.loopback_servers import DovecotServer, start_dovecot_server, start_tcp_proxy
 from mailflow.sources.base import Outcome
 from mailflow.sources.imap import ImapSource
 
-from .conftest import imap_source, make_mail
+from .conftest import PASSWORD, USER, imap_source, make_mail
 from .helpers import MiniPipeline, later, message_id
 
 
@@ -143,20 +144,39 @@ def test_uidvalidity_change_rescans(imap_server) -> None:
     assert list(source.fetch()) == []
 
 
-def test_copy_expunge_when_move_is_missing(imap_server) -> None:
-    class NoMove(ImapSource):
-        def has_move(self) -> bool:
-            return False
+class ToldNoMove(ImapSource):
+    """pymap always advertises MOVE: this client is made to ignore it."""
 
+    def has_move(self) -> bool:
+        return False
+
+
+@pytest.fixture(params=["pymap", pytest.param("dovecot", marks=pytest.mark.dovecot),
+                        pytest.param("dovecot-no-uidplus", marks=pytest.mark.dovecot)])
+def server_without_move(request: pytest.FixtureRequest) -> Iterator[tuple[object, type[ImapSource]]]:
+    """A server the client must settle on by COPY + \\Deleted + EXPUNGE."""
+    if request.param == "pymap":
+        yield request.getfixturevalue("pymap_server"), ToldNoMove
+        return
+    without = ("MOVE",) if request.param == "dovecot" else ("MOVE", "UIDPLUS")
+    server = start_dovecot_server(USER, PASSWORD, without=without)
+    if server is None:
+        pytest.skip("dovecot binary not installed (apt-get install dovecot-imapd; .ci/run does)")
+    yield server, ImapSource
+    server.close()
+
+
+def test_copy_expunge_when_move_is_missing(server_without_move) -> None:
+    server, cls = server_without_move
     mails = [make_mail() for _ in range(3)]
     for _, raw in mails:
-        imap_server.append(raw)
-    source = imap_source(imap_server, cls=NoMove, processed_folder="Done")
+        server.append(raw)
+    source = imap_source(server, cls=cls, processed_folder="Done")
     pipe = MiniPipeline(source)
     assert pipe.run_once() == 3
-    assert imap_server.uids("INBOX") == []
-    assert sorted(message_id(r) for r in imap_server.messages("Done")) == sorted(
-        m for m, _ in mails)
+    assert not source.has_move()
+    assert server.uids("INBOX") == []
+    assert sorted(message_id(r) for r in server.messages("Done")) == sorted(m for m, _ in mails)
     assert list(source.fetch()) == []
 
 

@@ -10,6 +10,7 @@ from mailflow.transports.base import OutgoingMail, PermanentSendError, Transient
 from mailflow.transports.smtp import SmtpSettings, SmtpTransport
 
 from .conftest import make_mail
+from .helpers import RotatingTokens
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
@@ -86,23 +87,10 @@ def test_xoauth2(server_tls, client_tls) -> None:
         assert len(server.messages) == 1
 
 
-class RefreshingTokens:
-    def __init__(self) -> None:
-        self.tokens = ["stale", "fresh"]
-        self.invalidated = 0
-
-    def token(self) -> str:
-        return self.tokens[0]
-
-    def invalidate(self) -> None:
-        self.invalidated += 1
-        self.tokens.pop(0)
-
-
 def test_xoauth2_refreshes_a_rejected_token_once(server_tls, client_tls) -> None:
     with start_smtp_server(tls_context=server_tls, starttls=True,
                            xoauth2_tokens={"sab@council.gov.uk": "fresh"}) as server:
-        tokens = RefreshingTokens()
+        tokens = RotatingTokens("stale", "fresh")
         t = SmtpTransport(SmtpSettings("127.0.0.1", server.port, tls="starttls",
                                        username="sab@council.gov.uk"),
                           token_provider=tokens, ssl_context=client_tls)
