@@ -59,6 +59,15 @@ class RecordedEws:
         mock.add_callback(responses.POST, url, callback=self._answer)
         return self
 
+    def install_autodiscover(self, mock: responses.RequestsMock, domain: str, mailbox: str) -> None:
+        """Autodiscover for `domain`: its website answers 404 (exchangelib's step 1), and
+        autodiscover.<domain> (step 2) points at ENDPOINT."""
+        mock.add(responses.POST, f"https://{domain}/autodiscover/autodiscover.svc", status=404,
+                 body="<html><body>Page not found</body></html>", content_type="text/html")
+        body = self._load("Autodiscover.GetUserSettings", mailbox=mailbox, ews_url=ENDPOINT)
+        mock.add(responses.POST, f"https://autodiscover.{domain}/autodiscover/autodiscover.svc",
+                 body=body, content_type="text/xml; charset=utf-8")
+
     def operations(self) -> list[str]:
         return [r.operation for r in self.requests]
 

@@ -5,7 +5,9 @@ moves only after the commit, sending with a copy in Sent Items, throttling and a
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import responses
@@ -191,6 +193,33 @@ def test_entra_refusing_the_token_is_an_auth_error_with_the_fix(env) -> None:
         with pytest.raises(MailboxAuthError, match="client secret has expired"):
             list(EwsSource.from_config(OPTIONS, env).fetch())
     assert server.requests == []
+
+
+@pytest.fixture
+def autodiscover_dns(monkeypatch) -> Iterator[None]:
+    """The two names autodiscover tries resolve (no DNS here); its on-disk cache is emptied."""
+    from exchangelib.autodiscover import clear_cache
+    from exchangelib.autodiscover.discovery import Autodiscovery
+    from exchangelib.errors import TransportError
+
+    def resolve(_self, url: str) -> None:
+        if urlparse(url).hostname not in ("council.example", "autodiscover.council.example"):
+            raise TransportError(f"{url!r} has no DNS entry")
+
+    monkeypatch.setattr(Autodiscovery, "_ensure_valid_hostname", resolve)
+    clear_cache()
+    yield
+    clear_cache()
+
+
+def test_autodiscover_finds_the_ews_endpoint(env, http, autodiscover_dns) -> None:
+    raw = make_mail()[1]
+    server = RecordedEws(mime={ITEM_A: raw, ITEM_B: raw})
+    server.install(http)
+    server.install_autodiscover(http, "council.example", OPTIONS["mailbox"])
+    options = {k: v for k, v in OPTIONS.items() if k != "server"} | {"autodiscover": True}
+    assert len(list(EwsSource.from_config(options, env).fetch())) == 2
+    assert "SyncFolderItems" in server.operations()
 
 
 def test_config_needs_server_or_autodiscover(env) -> None:
