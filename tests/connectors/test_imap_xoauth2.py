@@ -12,8 +12,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from mailflow.connectors import MemorySyncStateStore
+from mailflow.connectors import ConnectorEnv, MemorySyncStateStore
+from mailflow.diagnostics import check_source
 from mailflow.loopback_servers import HOST, start_dovecot_server
+from mailflow.oauth import MsalTokenProvider
 from mailflow.sources.imap import ImapSettings, ImapSource, MailboxAuthError
 
 from .conftest import PASSWORD, USER, make_mail
@@ -109,3 +111,20 @@ def test_token_for_another_mailbox_is_refused(dovecot_oauth2, introspection) -> 
     with pytest.raises(MailboxAuthError):
         list(source.fetch())
     source.close()
+
+
+@pytest.mark.parametrize(("token", "ok", "says"), [
+    ("tok-valid", True, f"logged in as {USER}; INBOX has 0 message(s)"),
+    # What Exchange Online answers when the app lacks IMAP.AccessAsApp or mailbox permission.
+    ("tok-without-permission", False, "grant the application permission IMAP.AccessAsApp"),
+])
+def test_doctor_with_xoauth2(dovecot_oauth2, introspection, monkeypatch, token, ok, says) -> None:
+    introspection.active["tok-valid"] = USER
+    monkeypatch.setenv("MAILFLOW_TEST_CLIENT_SECRET", "s")
+    # MSAL's own exchange with Entra ID is tested in test_oauth; here the token is what it got.
+    monkeypatch.setattr(MsalTokenProvider, "token", lambda self: token)
+    options = {"kind": "imap", "host": HOST, "port": dovecot_oauth2.port, "username": USER,
+               "tls": "none", "auth": "xoauth2", "tenant_id": "T1", "client_id": "C1",
+               "client_secret_env": "MAILFLOW_TEST_CLIENT_SECRET", "timeout": 5}
+    result, lines = check_source(options, ConnectorEnv(where="mailflow.toml [p.mailbox]"))
+    assert result is ok and says in lines[0]
