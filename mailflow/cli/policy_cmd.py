@@ -207,6 +207,8 @@ def render_timeline(policy: Policy, start: datetime, urgent: bool,
             "",
             f"Stage {spec.stage} {spec.step}: due {_when(policy, spec.due)}",
             f"  rule: {spec.rule}",
+            *(["  met when the form arrives (the form is the raising): never chased"]
+              if spec.met_on_opening else []),
             f"  skipped: {_skipped_text(spec) or 'no bank holidays or closures'}",
         ]
         if spec.notify:
@@ -221,7 +223,7 @@ def timeline_json(policy: Policy, start: datetime, urgent: bool, specs: list[Dea
         "urgent": urgent,
         "steps": [
             {"stage": s.stage, "step": s.step, "due": _local(policy, s.due).isoformat(),
-             "notify": list(s.notify)}
+             "notify": list(s.notify), "chased": not s.met_on_opening}
             for s in specs
         ],
     }

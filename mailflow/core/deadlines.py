@@ -24,6 +24,14 @@ class DeadlineSpec:
     skipped: tuple[tuple[date, str], ...]  # bank holidays and closures passed over
     notify: tuple[str, ...]  # role keys copied in (conditional ones included: see Stage.recipients)
 
+    @property
+    def met_on_opening(self) -> bool:
+        """A `raise` step (put the matter to the other side, e.g. Redbridge's "within two working
+        days") is met when the case opens: the form is the raising, and mailflow sends the matter
+        to the other side's people (or asks the business team to route it) at once. So it is
+        never chased."""
+        return self.step == "raise" and not self.escalates
+
 
 def _day(d: date) -> str:
     return f"{d:%a} {d.day} {d:%b %Y}"

@@ -26,11 +26,8 @@ def action_for(spec: DeadlineSpec, policy: Policy) -> str:
 
 def specs_for_stage(policy: Policy, case: Case) -> list[DeadlineSpec]:
     specs = stage_deadlines(policy, case.stage, case.stage_started_at, case.opened_at, case.urgent)
-    # A `raise` step (put the matter to the other side, e.g. Redbridge's "within two working days")
-    # is met when the case opens: the form is the raising, and mailflow sends the matter to the
-    # other side's people (or asks the business team to route it) at once. Without this the raiser
-    # was told "raise overdue" two days after raising, and at once on a reopened case.
-    specs = [d for d in specs if d.step != "raise" or d.escalates]
+    # Without this the raiser was told "raise overdue" two days after raising.
+    specs = [d for d in specs if not d.met_on_opening]
     specs = [_own_share(policy, case, d) for d in specs]
     if case.stage == policy.last_stage:
         escalating = next((d for d in specs if d.escalates), None)

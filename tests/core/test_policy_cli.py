@@ -38,15 +38,15 @@ def test_timeline_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(out) == {
         "policy": "swindon", "start": "2026-12-21T10:00:00+00:00", "urgent": False,
         "steps": [
-            {"stage": 1, "step": "resolve", "due": "2026-12-30T17:00:00+00:00", "notify": []},
+            {"stage": 1, "step": "resolve", "due": "2026-12-30T17:00:00+00:00", "notify": [], "chased": True},
             {"stage": 2, "step": "resolve", "due": "2027-01-07T17:00:00+00:00",
-             "notify": ["business_team", "director_of_social_work"]},
+             "notify": ["business_team", "director_of_social_work"], "chased": True},
             {"stage": 3, "step": "resolve", "due": "2027-01-14T17:00:00+00:00",
-             "notify": ["business_team"]},
+             "notify": ["business_team"], "chased": True},
             {"stage": 4, "step": "resolve", "due": "2027-01-21T17:00:00+00:00",
-             "notify": ["business_team"]},
+             "notify": ["business_team"], "chased": True},
             {"stage": 4, "step": "final", "due": "2027-01-21T17:00:00+00:00",
-             "notify": ["business_team", "chair"]},
+             "notify": ["business_team", "chair"], "chased": True},
         ],
     }
 
@@ -67,7 +67,17 @@ def test_timeline_start_with_offset_and_urgent(capsys: pytest.CaptureFixture[str
     data = json.loads(out)
     assert data["urgent"] is True and data["start"] == "2026-07-01T18:30:00+01:00"
     assert data["steps"][0] == {"stage": 1, "step": "resolve", "due": "2026-07-03T17:00:00+01:00",
-                                "notify": []}
+                                "notify": [], "chased": True}
+
+
+def test_timeline_says_a_raise_step_is_met_by_the_form(capsys: pytest.CaptureFixture[str]) -> None:
+    data = json.loads(run(capsys, "timeline", "redbridge", "--start", "2026-12-21T10:00", "--format", "json"))
+    assert [(s["step"], s["chased"]) for s in data["steps"] if s["stage"] == 1] == [
+        ("raise", False), ("respond", True), ("resolve", True)]
+    text = run(capsys, "timeline", "redbridge", "--start", "2026-12-21T10:00")
+    raise_block = text.split("Stage 1 raise:")[1].split("\n\n")[0]
+    assert "met when the form arrives" in raise_block
+    assert text.count("never chased") == 1
 
 
 def test_timeline_text_says_rule_and_skipped(capsys: pytest.CaptureFixture[str]) -> None:
