@@ -264,6 +264,29 @@ def msg_to_message(data: bytes, warnings: list[str]) -> Message | None:
         return None
 
 
+def _rtf_body(rtf: bytes, warnings: list[str]) -> tuple[str, str | None]:
+    """(text, html) of an Outlook "Rich Text" body. Outlook's RTF almost always encapsulates
+    the HTML or plain text it was written in (\\fromhtml1, \\fromtext): RTFDE recovers that."""
+    if not rtf.startswith(b"{\\rtf"):          # tnefparse hands it back compressed without compressed_rtf
+        warnings.append("winmail.dat (TNEF) body is compressed RTF that could not be unpacked")
+        return "", None
+    try:
+        from RTFDE.deencapsulate import DeEncapsulator
+
+        rtfde = DeEncapsulator(rtf)
+        rtfde.deencapsulate()
+    except Exception:  # noqa: BLE001 - RTFDE raises its own and lark's errors on RTF it can't take
+        warnings.append("winmail.dat (TNEF) body is RTF that was not written from HTML or text: "
+                        "not read")
+        return "", None
+    def text(content: bytes | str) -> str:   # RTFDE gives UTF-8, whatever the RTF's code page
+        return content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+
+    if rtfde.content_type == "html":
+        return "", text(rtfde.html)
+    return text(rtfde.text), None
+
+
 def tnef_to_message(data: bytes, warnings: list[str]) -> Message | None:
     """winmail.dat (TNEF): its body and attachments as an email message."""
     try:
@@ -275,11 +298,12 @@ def tnef_to_message(data: bytes, warnings: list[str]) -> Message | None:
             warnings.append("unreadable winmail.dat (TNEF) attachment")
             return None
         out = EmailMessage()
-        body = t.body or b""
+        body, html = t.body or b"", t.htmlbody
+        if not body and not html and getattr(t, "rtfbody", None):
+            body, html = _rtf_body(t.rtfbody, warnings)
         if isinstance(body, bytes):
             body = body.decode("cp1252", "replace")
         out.set_content(body or "")
-        html = t.htmlbody
         if html:
             out.add_alternative(html.decode("utf-8", "replace") if isinstance(html, bytes)
                                 else str(html), subtype="html")
