@@ -9,15 +9,44 @@ and settles it without processing it again.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, Protocol
 
 
 class Outcome(StrEnum):
     PROCESSED = "processed"      # moved to the processed folder
     QUARANTINED = "quarantined"  # moved to the quarantine folder
     LEFT = "left"                # unrelated mail: left where it is (the source remembers it)
+
+
+class SettlesIntoFolders(Protocol):
+    @property
+    def processed_folder(self) -> str: ...
+    @property
+    def quarantine_folder(self) -> str: ...
+    @property
+    def unrelated_folder(self) -> str | None: ...
+
+
+def target_folder(settings: SettlesIntoFolders, outcome: Outcome) -> str | None:
+    """The folder settle() moves a message to; None leaves it in the watched folder."""
+    return {Outcome.PROCESSED: settings.processed_folder,
+            Outcome.QUARANTINED: settings.quarantine_folder,
+            Outcome.LEFT: settings.unrelated_folder}[Outcome(outcome)]
+
+
+def folder_options(options: Mapping[str, Any], watched: str) -> dict[str, Any]:
+    """The keys every server mailbox shares: its folders and the size limit (ValueError when a
+    number is not one)."""
+    return {
+        "folder": str(options.get("folder", watched)),
+        "processed_folder": str(options.get("processed_folder", "Processed")),
+        "quarantine_folder": str(options.get("quarantine_folder", "Quarantine")),
+        "unrelated_folder": str(options["unrelated_folder"]) if options.get("unrelated_folder") else None,
+        "max_message_bytes": int(options.get("max_message_bytes", 25 * 1024 * 1024)),
+    }
 
 
 @dataclass(frozen=True)

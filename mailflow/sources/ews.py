@@ -21,7 +21,7 @@ from typing import Any
 from mailflow.connectors import ConnectorEnv, SyncStateStore, check_keys
 from mailflow.errors import ConfigError
 from mailflow.oauth import explain_token_error, reject_inline_secrets
-from mailflow.sources.base import InboundMail, MailboxSource, Outcome
+from mailflow.sources.base import InboundMail, MailboxSource, Outcome, folder_options, target_folder
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
 from mailflow.sources.rounds import CursorRound
 
@@ -160,13 +160,8 @@ class EwsSource(MailboxSource):
         check_keys(options, EWS_KEYS, env.where)
         factory = account_from_config(options, env)
         try:
-            settings = EwsSettings(
-                mailbox=str(options["mailbox"]), folder=str(options.get("folder", "Inbox")),
-                processed_folder=str(options.get("processed_folder", "Processed")),
-                quarantine_folder=str(options.get("quarantine_folder", "Quarantine")),
-                unrelated_folder=options.get("unrelated_folder") or None,
-                max_message_bytes=int(options.get("max_message_bytes", 25 * 1024 * 1024)),
-                batch_size=int(options.get("batch_size", 50)))
+            settings = EwsSettings(mailbox=str(options["mailbox"]), **folder_options(options, "Inbox"),
+                                   batch_size=int(options.get("batch_size", 50)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{env.where}: a number is not valid ({exc})") from None
         return cls(settings, factory, env.state_store)
@@ -269,9 +264,7 @@ class EwsSource(MailboxSource):
 
     def settle(self, mail: InboundMail, outcome: Outcome, reason: str | None = None) -> None:
         _, item_id, changekey = mail.source_id.split(":", 2)
-        target = {Outcome.PROCESSED: self.settings.processed_folder,
-                  Outcome.QUARANTINED: self.settings.quarantine_folder,
-                  Outcome.LEFT: self.settings.unrelated_folder}[Outcome(outcome)]
+        target = target_folder(self.settings, outcome)
         if target is not None:
             self._move(item_id, changekey, target)
         elif Outcome(outcome) is Outcome.LEFT:

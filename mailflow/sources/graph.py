@@ -45,7 +45,7 @@ import httpx
 from mailflow.connectors import ConnectorEnv, SyncStateStore, check_keys
 from mailflow.errors import ConfigError
 from mailflow.oauth import GRAPH_SCOPE, OAUTH_KEYS, TokenProvider, reject_inline_secrets, token_provider_from_config
-from mailflow.sources.base import InboundMail, MailboxSource, Outcome
+from mailflow.sources.base import InboundMail, MailboxSource, Outcome, folder_options, target_folder
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
 from mailflow.sources.rounds import CursorRound
 
@@ -218,13 +218,8 @@ class GraphSource(MailboxSource):
         if not options.get("mailbox"):
             raise ConfigError(f"{env.where}: mailbox: required (the address Graph reads)")
         try:
-            settings = GraphSettings(
-                mailbox=str(options["mailbox"]), folder=str(options.get("folder", "Inbox")),
-                processed_folder=str(options.get("processed_folder", "Processed")),
-                quarantine_folder=str(options.get("quarantine_folder", "Quarantine")),
-                unrelated_folder=options.get("unrelated_folder") or None,
-                max_message_bytes=int(options.get("max_message_bytes", 25 * 1024 * 1024)),
-                page_size=int(options.get("page_size", 50)))
+            settings = GraphSettings(mailbox=str(options["mailbox"]), **folder_options(options, "Inbox"),
+                                     page_size=int(options.get("page_size", 50)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{env.where}: a number is not valid ({exc})") from None
         return cls(settings, graph_client_from_config(options, env), env.state_store)
@@ -311,9 +306,7 @@ class GraphSource(MailboxSource):
 
     def settle(self, mail: InboundMail, outcome: Outcome, reason: str | None = None) -> None:
         mid = mail.source_id.removeprefix("graph:")
-        target = {Outcome.PROCESSED: self.settings.processed_folder,
-                  Outcome.QUARANTINED: self.settings.quarantine_folder,
-                  Outcome.LEFT: self.settings.unrelated_folder}[Outcome(outcome)]
+        target = target_folder(self.settings, outcome)
         if target is not None:
             self._move(mid, target)
         elif Outcome(outcome) is Outcome.LEFT:

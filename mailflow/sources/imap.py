@@ -42,7 +42,7 @@ from mailflow.oauth import (
     reject_inline_secrets,
     token_provider_from_config,
 )
-from mailflow.sources.base import InboundMail, MailboxSource, Outcome
+from mailflow.sources.base import InboundMail, MailboxSource, Outcome, folder_options, target_folder
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +165,8 @@ class ImapSource(MailboxSource):
         try:
             settings = ImapSettings(
                 host=host, port=int(options.get("port", default_port)),
-                username=str(options["username"]), tls=tls,
-                folder=str(options.get("folder", "INBOX")),
-                processed_folder=str(options.get("processed_folder", "Processed")),
-                quarantine_folder=str(options.get("quarantine_folder", "Quarantine")),
-                unrelated_folder=(str(options["unrelated_folder"])
-                                  if options.get("unrelated_folder") else None),
+                username=str(options["username"]), tls=tls, **folder_options(options, "INBOX"),
                 batch_size=int(options.get("batch_size", 25)),
-                max_message_bytes=int(options.get("max_message_bytes", 25 * 1024 * 1024)),
                 timeout=float(options.get("timeout", 30)),
                 use_idle=bool(options.get("idle", True)),
                 poll_seconds=float(options.get("poll_seconds", 60)),
@@ -369,9 +363,7 @@ class ImapSource(MailboxSource):
     def settle(self, mail: InboundMail, outcome: Outcome, reason: str | None = None) -> None:
         if mail.uid is None:
             raise ValueError("not an IMAP message")
-        target = {Outcome.PROCESSED: self.settings.processed_folder,
-                  Outcome.QUARANTINED: self.settings.quarantine_folder,
-                  Outcome.LEFT: self.settings.unrelated_folder}[Outcome(outcome)]
+        target = target_folder(self.settings, outcome)
         if target is not None:
             for attempt in (1, 2):
                 conn = self._client()
