@@ -37,6 +37,18 @@ def target_folder(settings: SettlesIntoFolders, outcome: Outcome) -> str | None:
             Outcome.LEFT: settings.unrelated_folder}[Outcome(outcome)]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExchangeMailboxSettings:
+    """What the Exchange sources (EWS, Graph) share: one mailbox, its folders, the size limit."""
+
+    mailbox: str
+    folder: str = "Inbox"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    unrelated_folder: str | None = None       # None: unrelated mail stays in the watched folder
+    max_message_bytes: int = 25 * 1024 * 1024
+
+
 def folder_options(options: Mapping[str, Any], watched: str) -> dict[str, Any]:
     """The keys every server mailbox shares: its folders and the size limit (ValueError when a
     number is not one)."""

@@ -21,7 +21,14 @@ from typing import Any
 from mailflow.connectors import ConnectorEnv, SyncStateStore, check_keys
 from mailflow.errors import ConfigError
 from mailflow.oauth import explain_token_error, reject_inline_secrets
-from mailflow.sources.base import InboundMail, MailboxSource, Outcome, folder_options, target_folder
+from mailflow.sources.base import (
+    ExchangeMailboxSettings,
+    InboundMail,
+    MailboxSource,
+    Outcome,
+    folder_options,
+    target_folder,
+)
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
 from mailflow.sources.rounds import CursorRound
 
@@ -33,14 +40,8 @@ EWS_KEYS = {"mailbox", "auth", "username", "password_env", "password_file", "ten
             "max_message_bytes", "batch_size"}
 
 
-@dataclass(frozen=True)
-class EwsSettings:
-    mailbox: str
-    folder: str = "Inbox"
-    processed_folder: str = "Processed"
-    quarantine_folder: str = "Quarantine"
-    unrelated_folder: str | None = None
-    max_message_bytes: int = 25 * 1024 * 1024
+@dataclass(frozen=True, kw_only=True)
+class EwsSettings(ExchangeMailboxSettings):
     batch_size: int = 50
 
 

@@ -45,7 +45,14 @@ import httpx
 from mailflow.connectors import ConnectorEnv, SyncStateStore, check_keys
 from mailflow.errors import ConfigError
 from mailflow.oauth import GRAPH_SCOPE, OAUTH_KEYS, TokenProvider, reject_inline_secrets, token_provider_from_config
-from mailflow.sources.base import InboundMail, MailboxSource, Outcome, folder_options, target_folder
+from mailflow.sources.base import (
+    ExchangeMailboxSettings,
+    InboundMail,
+    MailboxSource,
+    Outcome,
+    folder_options,
+    target_folder,
+)
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
 from mailflow.sources.rounds import CursorRound
 
@@ -184,14 +191,8 @@ def graph_client_from_config(options: Mapping[str, Any], env: ConnectorEnv) -> G
                        max_retries=retries)
 
 
-@dataclass(frozen=True)
-class GraphSettings:
-    mailbox: str
-    folder: str = "Inbox"
-    processed_folder: str = "Processed"
-    quarantine_folder: str = "Quarantine"
-    unrelated_folder: str | None = None
-    max_message_bytes: int = 25 * 1024 * 1024
+@dataclass(frozen=True, kw_only=True)
+class GraphSettings(ExchangeMailboxSettings):
     page_size: int = 50
 
 
