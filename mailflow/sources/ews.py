@@ -9,11 +9,14 @@ mailflow/sources/graph.py for moving to Graph).
   of the round has been settled (a crash before settle hands them out again).
 - Sizes are read first; oversize items go to quarantine without their MIME being fetched.
 - settle() moves the item (folders created under the top of the mailbox if absent).
+- A throttling fault's back-off (ErrorServerBusy, BackOffMilliseconds) is honoured: no request
+  goes to Exchange until it has passed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,9 +149,11 @@ class EwsSource(MailboxSource):
     name = "ews"
 
     def __init__(self, settings: EwsSettings, account_factory: Callable[[], Any],
-                 state_store: SyncStateStore) -> None:
+                 state_store: SyncStateStore, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self._factory = account_factory
+        self._monotonic = monotonic
+        self._not_before = 0.0          # Exchange asked us to back off until then
         self._account: Any = None
         self._folders: dict[str, Any] = {}
         self._left: set[str] = set()
@@ -170,7 +175,12 @@ class EwsSource(MailboxSource):
     # ------------------------------------------------------------------ helpers
 
     def _guard(self, what: Callable[[], Any]) -> Any:
-        """Run an exchangelib call, turning its errors into MailboxUnavailable/AuthError."""
+        """Run an exchangelib call, turning its errors into MailboxUnavailable/AuthError. While
+        Exchange's throttling back-off (BackOffMilliseconds) runs, nothing is sent at all."""
+        wait = self._not_before - self._monotonic()
+        if wait > 0:
+            raise MailboxUnavailable(f"{self.state_key}: Exchange asked for a pause; next "
+                                     f"attempt in {wait:.0f} s")
         try:
             return what()
         except MailboxUnavailable:
@@ -179,6 +189,9 @@ class EwsSource(MailboxSource):
             msg = f"{self.state_key}: {explain_ews_error(exc, self.settings.mailbox)}"
             if is_ews_auth_failure(exc):
                 raise MailboxAuthError(msg) from None
+            back_off = getattr(exc, "back_off", None)
+            if back_off:
+                self._not_before = self._monotonic() + float(back_off)
             self._account = None if type(exc).__name__ == "TransportError" else self._account
             raise MailboxUnavailable(msg) from None
 

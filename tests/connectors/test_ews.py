@@ -19,7 +19,7 @@ from mailflow.diagnostics import check_source, check_transport
 from mailflow.errors import ConfigError
 from mailflow.pipeline.ingest import ingest_source
 from mailflow.sources.base import Outcome
-from mailflow.sources.ews import EwsSource
+from mailflow.sources.ews import EwsSettings, EwsSource, account_from_config
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
 from mailflow.transports.base import OutgoingMail, TransientSendError
 from mailflow.transports.ews import EwsTransport
@@ -176,6 +176,24 @@ def test_throttling_is_transient_and_its_back_off_is_kept(env, http) -> None:
                                                                  ("a@b.example",), raw))
     assert caught.value.retry_after == 30                   # BackOffMilliseconds 30000
     assert server.sent == []
+
+
+def test_source_sends_nothing_until_exchanges_back_off_has_passed(env, http) -> None:
+    now = [1000.0]
+    server = RecordedEws(mime={ITEM_A: make_mail()[1], ITEM_B: make_mail()[1]},
+                         fail={"SyncFolderItems": (500, "Fault.ErrorServerBusy")}).install(http)
+    source = EwsSource(EwsSettings(mailbox=OPTIONS["mailbox"]), account_from_config(OPTIONS, env),
+                       env.state_store, monotonic=lambda: now[0])
+    with pytest.raises(MailboxUnavailable, match="throttling"):
+        list(source.fetch())
+    asked = len(server.requests)
+    del server.fail["SyncFolderItems"]
+    now[0] += 29                                             # BackOffMilliseconds is 30000
+    with pytest.raises(MailboxUnavailable, match="next attempt in 1 s"):
+        list(source.fetch())
+    assert len(server.requests) == asked                     # Exchange was not asked again
+    now[0] += 1
+    assert len(list(source.fetch())) == 2
 
 
 def test_oauth_token_refused_by_the_server_is_an_auth_error(env, http) -> None:
