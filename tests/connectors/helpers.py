@@ -6,8 +6,14 @@ import email
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailflow.sources.base import InboundMail, MailboxSource, Outcome
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mailflow.app import App
 
 
 def message_id(raw: bytes) -> str:
@@ -59,3 +65,23 @@ class RotatingTokens:
     def invalidate(self) -> None:
         self.invalidated += 1
         self._tokens.pop(0)
+
+
+def ingest_from(app: App, source: MailboxSource) -> None:
+    """One pass of the real pipeline over `source` (closed afterwards, as after a restart)."""
+    from mailflow.pipeline.ingest import ingest_source
+
+    rt = app.runtime()
+    rt._source = source
+    try:
+        ingest_source(rt)
+    finally:
+        rt.close()
+
+
+def committed_source_ids(db_file: Path) -> set[str]:
+    """What another process would see in the SQLite database right now."""
+    import sqlite3
+
+    with sqlite3.connect(db_file) as conn:
+        return {row[0] for row in conn.execute("SELECT source_id FROM inbound_messages")}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -17,7 +16,6 @@ from mailflow.clock import FixedClock, parse_instant
 from mailflow.connectors import ConnectorEnv, MemorySyncStateStore
 from mailflow.diagnostics import check_source, check_transport
 from mailflow.errors import ConfigError
-from mailflow.pipeline.ingest import ingest_source
 from mailflow.sources.base import Outcome
 from mailflow.sources.ews import EwsSettings, EwsSource, account_from_config
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
@@ -27,6 +25,7 @@ from tests.conftest import make_config, make_form
 
 from .conftest import make_mail
 from .ews_server import ENDPOINT, ITEM_A, ITEM_B, ITEM_C, RecordedEws
+from .helpers import committed_source_ids, ingest_from
 
 TOKEN = "https://login.microsoftonline.com/T1/oauth2/v2.0/token"
 OPTIONS = {"mailbox": "sab@council.example", "auth": "oauth2", "tenant_id": "T1",
@@ -99,12 +98,6 @@ def test_item_deleted_between_sync_and_fetch_is_skipped(env, http) -> None:
 # ---------------------------------------------------------------- the whole pipeline
 
 
-def committed_source_ids(db_file: Path) -> set[str]:
-    """What another process would see in the database right now."""
-    with sqlite3.connect(db_file) as conn:
-        return {row[0] for row in conn.execute("SELECT source_id FROM inbound_messages")}
-
-
 def test_pipeline_commits_before_the_move_and_a_failed_move_loses_and_doubles_nothing(
         tmp_path, env, http) -> None:
     db_file = tmp_path / "mailflow.db"
@@ -116,12 +109,7 @@ def test_pipeline_commits_before_the_move_and_a_failed_move_loses_and_doubles_no
     server.before_move = lambda item: seen_at_move.setdefault(item, committed_source_ids(db_file))
 
     def run_pass() -> None:
-        rt = app.runtime()
-        rt._source = EwsSource.from_config(OPTIONS, ConnectorEnv(state_store=app.sync_store))
-        try:
-            ingest_source(rt)
-        finally:
-            rt.close()
+        ingest_from(app, EwsSource.from_config(OPTIONS, ConnectorEnv(state_store=app.sync_store)))
 
     # First pass: form A is committed, then Exchange is too busy to move it.
     server.fail["MoveItem"] = (500, "Fault.ErrorServerBusy")

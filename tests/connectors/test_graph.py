@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 
 import httpx
 import pytest
 import respx
 
+from mailflow.app import App
+from mailflow.clock import FixedClock, parse_instant
 from mailflow.connectors import MemorySyncStateStore
 from mailflow.sources.base import Outcome
 from mailflow.sources.graph import GraphClient, GraphSettings, GraphSource
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
 from mailflow.transports.base import OutgoingMail, PermanentSendError, TransientSendError
 from mailflow.transports.graph import GraphTransport
+from tests.conftest import make_config, make_form
 
 from .conftest import make_mail
+from .helpers import committed_source_ids, ingest_from
 
 BASE = "https://graph.test/v1.0"
 USER = f"{BASE}/users/sab%40council.gov.uk"
@@ -204,3 +209,47 @@ def test_from_config_builds_without_network(monkeypatch) -> None:
         build_source({k: v for k, v in options.items() if k != "tenant_id"}, env)
     with pytest.raises(ConfigError, match="must not be in the file"):
         build_transport({**options, "client_secret": "inline"}, env)
+
+
+@respx.mock(assert_all_called=False)
+def test_pipeline_commits_before_the_move_and_a_failed_move_loses_and_doubles_nothing(
+        respx_mock, tmp_path) -> None:
+    db_file = tmp_path / "mailflow.db"
+    app = App.open(make_config(tmp_path, f"sqlite:///{db_file}"),
+                   clock=FixedClock(parse_instant("2026-12-21T10:00:00")))
+    mock_folders(respx_mock)
+    respx_mock.get(f"{USER}/mailFolders/INBOX-ID/messages/delta").respond(json={
+        "value": [{"id": "A"}, {"id": "B"}], "@odata.deltaLink": f"{USER}/delta?$deltatoken=T1"})
+    respx_mock.get(f"{USER}/messages/A/$value").respond(content=make_form())
+    respx_mock.get(f"{USER}/messages/B/$value").respond(
+        content=make_form("sam.sample@asc.swindon.example.org"))
+    seen_at_move: dict[str, set[str]] = {}
+
+    def move(request: httpx.Request) -> httpx.Response:
+        mid = request.url.path.split("/")[-2]                # .../messages/<id>/move
+        seen_at_move.setdefault(mid, committed_source_ids(db_file))
+        return httpx.Response(201, json={"id": f"{mid}2"})
+
+    move_a = respx_mock.post(f"{USER}/messages/A/move")
+    move_a.side_effect = [httpx.Response(503), httpx.Response(503), httpx.Response(503)]
+    move_b = respx_mock.post(f"{USER}/messages/B/move").mock(side_effect=move)
+
+    def run_pass() -> None:
+        ingest_from(app, GraphSource(GraphSettings(mailbox="sab@council.gov.uk"), client(),
+                                     app.sync_store))
+
+    # First pass: form A is committed, then Graph keeps failing the move.
+    with pytest.raises(MailboxUnavailable):
+        run_pass()
+    assert committed_source_ids(db_file) == {"graph:A"} and not move_b.called
+
+    # Next pass (as after a restart): A is recognised and only moved; B is committed, then moved.
+    move_a.side_effect = move
+    run_pass()
+    assert "graph:B" in seen_at_move["B"]
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("SELECT count(*) FROM cases").fetchone() == (2,)
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM outbox")]
+    assert kinds.count("acknowledgement") == 2
+    assert app.sync_store.load("graph:sab@council.gov.uk", "Inbox").cursor.endswith("T1")
+    app.close()
