@@ -7,7 +7,9 @@ import io
 import logging
 import zipfile
 from collections.abc import Iterator
+from datetime import datetime
 from email.message import EmailMessage, Message
+from email.utils import format_datetime
 from typing import Any
 
 from parsers.errors import LimitExceeded
@@ -239,8 +241,11 @@ def msg_to_message(data: bytes, warnings: list[str]) -> Message | None:
         opened: Any = extract_msg.openMsg(io.BytesIO(data))
         with opened as msg:
             out = EmailMessage()
+            date = msg.date         # extract-msg gives a datetime (from the headers or the props)
+            if isinstance(date, datetime):
+                date = format_datetime(date)
             for name, value in (("From", msg.sender), ("To", msg.to), ("Cc", msg.cc),
-                                ("Subject", msg.subject), ("Date", msg.date)):
+                                ("Subject", msg.subject), ("Date", date)):
                 if value:
                     try:
                         out[name] = str(value).replace("\r", " ").replace("\n", " ")

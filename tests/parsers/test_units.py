@@ -255,49 +255,35 @@ def test_forwarded_message_kept_separate() -> None:
     assert p.fields["raiser_email"] == "ada.testperson@swindon.example.gov.uk"
 
 
-def test_outlook_msg_attachment_becomes_a_forward(monkeypatch) -> None:
-    """extract-msg cannot write .msg files, so its reader is faked; the mapping is what's tested."""
-    import extract_msg
-
-    from parsers.attachments import _OLE_MAGIC
-
-    class FakeAttachment:
-        longFilename = "form.txt"
-        shortFilename = None
-        data = b"Name of adult: Ada Testperson\nDOB: 3 April 1951\n"
-
-    class FakeMsg:
-        sender = "Carl Example <carl.example@nhs.example>"
-        to = "Faye Demo <faye.demo@swindon.example.gov.uk>"
-        cc = None
-        subject = "Escalation form"
-        date = "Mon, 02 Mar 2026 10:15:00 +0000"
-        body = ("Name of adult: Ada Testperson\nDOB: 03/04/1951\nYour agency: Example Trust\n"
-                "Summary of disagreement: discharge plan\nOther agency: Example Council\n")
-        htmlBody = None
-        attachments = [FakeAttachment()]
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(extract_msg, "openMsg", lambda data: FakeMsg())
+def test_outlook_msg_attachment_becomes_a_forward() -> None:
+    """A received form dragged into a new Outlook mail arrives as a .msg (built to MS-OXMSG by
+    tests/parsers/msg_writer.py and read by the real extract-msg)."""
+    from datetime import UTC, datetime
     from email.message import EmailMessage
 
+    from tests.parsers.msg_writer import outlook_msg
+
+    body = ("Name of adult: Ada Testperson\r\nDOB: 03/04/1951\r\nYour agency: Example Trust\r\n"
+            "Summary of disagreement: discharge plan\r\nOther agency: Example Council\r\n")
+    msg = outlook_msg(sender_name="Carl Example", sender_email="carl.example@nhs.example",
+                      to="Faye Demo <faye.demo@swindon.example.gov.uk>", subject="Escalation form",
+                      body=body + "Notes: " + "the care plan was discussed at length. " * 150,
+                      sent=datetime(2026, 3, 2, 10, 15, tzinfo=UTC),
+                      attachments={"chronology.txt": b"2 March: discharge planned\n"})
     m = EmailMessage()
     m["From"] = "faye.demo@swindon.example.gov.uk"
     m["Subject"] = "FW: Escalation form"
     m.set_content("Forwarding.")
-    m.add_attachment(_OLE_MAGIC + b"\0" * 600, maintype="application",
-                     subtype="vnd.ms-outlook", filename="Escalation form.msg")
+    m.add_attachment(msg, maintype="application", subtype="vnd.ms-outlook",
+                     filename="Escalation form.msg")
     p = parse_message(m.as_bytes())
     assert p.forwards[0]["from"] == "carl.example@nhs.example"
     assert p.forwards[0]["subject"] == "Escalation form"
+    assert p.forwards[0]["date"].startswith("2026-03-02T10:15")
     assert p.kind == "form"
     assert p.fields["adult_dob"] == "1951-04-03"
     assert p.fields["raiser_email"] == "carl.example@nhs.example"  # the .msg author
+    assert p.forwards[0]["attachments"] == ["chronology.txt"]
 
 
 def test_exchange_ndr_flag_alone_is_a_bounce() -> None:
