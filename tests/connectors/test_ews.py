@@ -4,6 +4,7 @@ moves only after the commit, sending with a copy in Sent Items, throttling and a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -21,7 +22,7 @@ from mailflow.sources.ews import EwsSettings, EwsSource, account_from_config
 from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
 from mailflow.transports.base import OutgoingMail, TransientSendError
 from mailflow.transports.ews import EwsTransport
-from tests.conftest import make_config, make_form
+from tests.conftest import make_config, make_form, write_config
 
 from .conftest import make_mail
 from .ews_server import ENDPOINT, ITEM_A, ITEM_B, ITEM_C, RecordedEws
@@ -294,3 +295,25 @@ def test_doctor_explains_a_mailbox_that_does_not_exist(env, http) -> None:
     ok, lines = check_source({"kind": "ews", **OPTIONS}, env)
     assert not ok and lines[0].endswith("Exchange has no mailbox sab@council.example: check "
                                         "'mailbox' (the primary SMTP address)")
+
+
+# ---------------------------------------------------------------- the daemon, configured for EWS
+
+
+def test_run_once_reads_and_answers_through_ews(tmp_path, env, http) -> None:
+    """`mailflow run --once` with EWS as both mailbox and transport: forms in, acknowledgements
+    out through CreateItem (a copy in Sent Items), the forms moved to Processed."""
+    from mailflow.cli.main import main
+
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'mailflow.db'}")
+    ews = "\n".join(f"{k} = {json.dumps(v)}" for k, v in OPTIONS.items())
+    text = config.read_text()
+    text = text[:text.index("[partnership.mailbox]")] + (
+        f"[partnership.mailbox]\nkind = \"ews\"\n{ews}\n\n[partnership.transport]\nkind = \"ews\"\n{ews}\n")
+    config.write_text(text)
+    server = RecordedEws(mime={ITEM_A: make_form(), ITEM_B: make_form("sam.sample@asc.swindon.example.org")},
+                         folders={"Processed": "AAMkPROC"}).install(http)
+    assert main(["--config", str(config), "run", "--once", "--at", "2026-12-21T10:05"]) == 0
+    assert server.moves == [(ITEM_A, "Processed"), (ITEM_B, "Processed")]
+    acks = [m for m in server.sent if b"Auto-Submitted: auto-replied" in m]
+    assert len(acks) == 2 and all(b"[SSP-2026-000" in m for m in acks)
