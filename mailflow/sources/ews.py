@@ -104,6 +104,10 @@ def account_from_config(options: Mapping[str, Any], env: ConnectorEnv) -> Callab
     return build
 
 
+_AUTH_ERRORS = {"UnauthorizedError", "ErrorAccessDenied", "ErrorNonExistentMailbox",
+                "ErrorImpersonateUserDenied", "ErrorImpersonationDenied"}
+
+
 def _token_refusal(exc: BaseException) -> dict[str, Any] | None:
     """Entra ID's answer when it refused exchangelib's token request (an oauthlib error)."""
     from oauthlib.oauth2 import OAuth2Error
@@ -116,10 +120,6 @@ def _token_refusal(exc: BaseException) -> dict[str, Any] | None:
 def is_ews_auth_failure(exc: BaseException) -> bool:
     """Retrying will not help until someone fixes the credentials or permissions."""
     return type(exc).__name__ in _AUTH_ERRORS or _token_refusal(exc) is not None
-
-
-_AUTH_ERRORS = {"UnauthorizedError", "ErrorAccessDenied", "ErrorNonExistentMailbox",
-                "ErrorImpersonateUserDenied", "ErrorImpersonationDenied"}
 
 
 def explain_ews_error(exc: BaseException, mailbox: str) -> str:
