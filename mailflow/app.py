@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 from mailflow.clock import Clock
 from mailflow.config import Config, Partnership
@@ -15,6 +12,7 @@ from mailflow.db.database import Database
 from mailflow.db.store import DbSyncStateStore
 from mailflow.errors import ConfigError
 from mailflow.rendering import Renderer
+from mailflow.secret_key import load_secret_key
 from mailflow.sources.base import MailboxSource
 from mailflow.sources.factory import build_source
 from mailflow.transports.base import MailTransport
@@ -63,8 +61,10 @@ class PartnershipRuntime:
 
 
 class App:
-    def __init__(self, config: Config, clock: Clock, db: Database, policies: dict[str, Policy]) -> None:
+    def __init__(self, config: Config, clock: Clock, db: Database, policies: dict[str, Policy],
+                 secret_key: bytes) -> None:
         self.config = config
+        self.secret_key = secret_key  # signs reply tokens; see mailflow.secret_key
         self.clock = clock
         self.db = db
         self.policies = policies
@@ -77,10 +77,11 @@ class App:
         for p in config.partnerships:
             if p.policy not in policies:
                 raise ConfigError(f"{config.source_name}: partnership {p.prefix}: unknown policy {p.policy!r}")
+        secret_key = load_secret_key(config)  # fail closed: no key, no start
         db = Database(config.database_url)
         if upgrade:
             db.upgrade()
-        return cls(config, clock, db, policies)
+        return cls(config, clock, db, policies, secret_key)
 
     def runtime(self, partnership: Partnership | str | None = None) -> PartnershipRuntime:
         p = partnership if isinstance(partnership, Partnership) else self.config.partnership(partnership)
@@ -94,35 +95,8 @@ class App:
     def runtimes(self) -> list[PartnershipRuntime]:
         return [self.runtime(p) for p in self.config.partnerships]
 
-    @cached_property
-    def secret_key(self) -> bytes:
-        """The key that signs reply tokens: from the config's env var or file, else var/secret.key."""
-        cfg = self.config
-        if cfg.secret_env:
-            value = os.environ.get(cfg.secret_env)
-            if not value:
-                raise ConfigError(f"{cfg.source_name}: [mailflow] secret_env: {cfg.secret_env} is not set")
-            return value.encode()
-        path = cfg.secret_file or cfg.var_dir / "secret.key"
-        if not path.exists() and cfg.secret_file is None:
-            _create_secret(path)
-        try:
-            return path.read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(f"{cfg.source_name}: [mailflow] secret_file: cannot read {path} "
-                              f"({exc.strerror})") from None
-
     def close(self) -> None:
         for rt in self._runtimes.values():
             rt.close()
         self.db.dispose()
 
-
-def _create_secret(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker made it first
-        return
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))

@@ -18,7 +18,7 @@ from typing import Any
 
 from mailflow.clock import Clock
 from mailflow.connectors import ConnectorEnv, SyncStateStore
-from mailflow.errors import ConfigError
+from mailflow.errors import ConfigError, unknown_key_error
 from mailflow.resources import bundled_dir
 from parsers import ParseLimits as Limits  # [limits] in the config are the parser's limits
 
@@ -153,6 +153,8 @@ def embedded_default(base_dir: Path | None = None) -> Config:
     return parse_config(data, None, base_dir=base)
 
 
+# The allowed keys of each table (a new setting is one line here and one in config.example.toml).
+_TABLES = ("mailflow", "daemon", "limits", "partnership")
 _MAILFLOW_KEYS: dict[str, type | tuple[type, ...]] = {
     "database_url": str, "var_dir": str, "policies_dir": str, "templates_dir": str,
     "secret_env": str, "secret_file": str, "message_id_domain": str,
@@ -167,8 +169,9 @@ _PARTNERSHIP_REQUIRED = ("name", "prefix", "policy", "address", "business_team",
 def parse_config(data: Mapping[str, Any], path: Path | None, base_dir: Path | None = None) -> Config:
     where = str(path) if path else EMBEDDED
     base = (base_dir or (path.parent if path else Path.cwd())).resolve()
-    _only(data, {"mailflow", "daemon", "limits", "partnership"}, where, "")
+    _only(data, set(_TABLES), where, "")
     top = _table(data, "mailflow", where)
+    _only(top, set(_MAILFLOW_KEYS), where, "[mailflow]")
     _types(top, _MAILFLOW_KEYS, where, "[mailflow]")
 
     def rel(value: str | None) -> Path | None:
@@ -264,10 +267,10 @@ def _section_of(data: Mapping[str, Any], key: str, cls: type, where: str) -> dic
 
 
 def _only(table: Mapping[str, Any], allowed: set[str], where: str, label: str) -> None:
+    """Every table is closed: a key it does not know (a typo, a secret) is an error, never ignored."""
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"{where}: {label + ' ' if label else ''}unknown key {key!r} "
-                              f"(allowed: {', '.join(sorted(allowed))})")
+            raise unknown_key_error(f"{where}: {label}" if label else where, key, allowed)
 
 
 def _types(table: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]], where: str,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mailflow.clock import Clock, SystemClock
-from mailflow.errors import ConfigError
+from mailflow.errors import ConfigError, unknown_key_error
 
 
 @dataclass
@@ -91,8 +91,6 @@ def build_connector(kinds: Mapping[str, str], options: Mapping[str, Any], env: C
 def check_keys(options: Mapping[str, Any], allowed: set[str], where: str) -> None:
     """Reject unknown keys with one line naming them and the ones that are allowed."""
     unknown = sorted(set(options) - allowed - {"kind"})
-    for key in unknown:
-        if f"{key}_env" in allowed:  # a secret written into the file
-            raise ConfigError(f"{where}: '{key}' must not be in the file; use '{key}_env' or '{key}_file'")
+    secrets_inline = [k for k in unknown if f"{k}_env" in allowed]
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+        raise unknown_key_error(where, (secrets_inline or unknown)[0], allowed | {"kind"})

@@ -19,3 +19,14 @@ class PolicyError(ConfigError):
 
 class NotBuiltYet(MailflowError):
     """A command of the stable CLI contract whose implementation has not landed yet."""
+
+
+def unknown_key_error(where: str, key: str, allowed: set[str] | frozenset[str]) -> ConfigError:
+    """One line for a key the table does not know, with the nearest allowed key if there is one."""
+    import difflib
+
+    if f"{key}_env" in allowed:  # a secret written into the file
+        return ConfigError(f"{where}: '{key}' must not be in the file; use '{key}_env' or '{key}_file'")
+    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
+    return ConfigError(f"{where}: unknown key {key!r} ({hint})")

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailflow.errors import MailflowError
+from mailflow.private_files import create_private_file
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -49,12 +50,13 @@ class Database:
 
 
 def normalise_url(url: str) -> str:
-    """`postgresql://` means psycopg 3 here; SQLite paths get their directory created."""
+    """`postgresql://` means psycopg 3 here; a SQLite file is created owner-only (0600, in 0700 folders)."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # SQLite gives its -wal and -shm files the database file's mode, so they are private too.
+        create_private_file(Path(parsed.database))
     return parsed.render_as_string(hide_password=False)
 
 

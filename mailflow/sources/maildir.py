@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.private_files import FILE_MODE, make_private_dir
 from mailflow.sources.base import InboundMail, MailboxSource, Outcome
 
 _FOLDERS = {Outcome.PROCESSED: ".Processed", Outcome.QUARANTINED: ".Quarantine"}
 
 
 def ensure_maildir(path: Path) -> None:
+    """The Maildir's folders, created owner-only (0700) if missing."""
     for sub in ("tmp", "new", "cur"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
+        make_private_dir(path / sub)
 
 
 class MaildirSource(MailboxSource):
@@ -62,7 +64,10 @@ class MaildirSource(MailboxSource):
     def deliver(self, raw: bytes, name: str) -> Path:
         """Drop a message into `new/` the way an MTA does (tmp, then rename)."""
         tmp = self.path / "tmp" / name
-        tmp.write_bytes(raw)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), FILE_MODE)
+            fh.write(raw)
         target = self.path / "new" / name
         os.replace(tmp, target)
         return target

@@ -1,14 +1,17 @@
-"""Writes each outgoing message as an `.eml` file: the embedded default's transport."""
+"""Writes each outgoing message as an `.eml` file: the embedded default's transport.
+
+The folder is created 0700 and each file 0600 (they hold personal data), written atomically.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.private_files import make_private_dir, write_private_atomic
 from mailflow.transports.base import MailTransport, OutgoingMail
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -19,7 +22,7 @@ class FileTransport(MailTransport):
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(directory)
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> FileTransport:
@@ -31,11 +34,8 @@ class FileTransport(MailTransport):
         return self.directory / (_UNSAFE.sub("_", message_id.strip("<>")) + ".eml")
 
     def send(self, mail: OutgoingMail) -> None:
-        target = self.path_for(mail.message_id)
-        tmp = target.with_suffix(".tmp")
         envelope = f"X-Envelope-From: {mail.envelope_from}\r\nX-Envelope-To: {', '.join(mail.recipients)}\r\n"
-        tmp.write_bytes(envelope.encode() + mail.raw)
-        os.replace(tmp, target)
+        write_private_atomic(self.path_for(mail.message_id), envelope.encode() + mail.raw)
 
     def already_sent(self, message_id: str) -> bool | None:
         return self.path_for(message_id).exists()
