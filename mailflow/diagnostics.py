@@ -1,4 +1,5 @@
-"""Connection checks for `mailflow doctor`: connect, authenticate, read the folder, for real.
+"""Connection checks for `mailflow doctor`: connect, authenticate, read the folder, for real;
+the database (reachable, schema at the newest migration) and the reply-token key.
 
 `check_source(options, env)` and `check_transport(options, env, send_test=None)` return
 (ok, lines): each line is a sentence a council IT officer can act on. Nothing is sent unless
@@ -14,13 +15,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailflow.connectors import ConnectorEnv
 from mailflow.errors import MailflowError
 from mailflow.oauth import OAuthError
+
+if TYPE_CHECKING:
+    from mailflow.config import Config
 
 Result = tuple[bool, list[str]]
 
@@ -117,9 +121,12 @@ def _check_imap(options: Mapping[str, Any], env: ConnectorEnv) -> Result:
                 f"admin consent, register the app with New-ServicePrincipal using the "
                 f"enterprise application's object id, and give it "
                 f"Add-MailboxPermission -AccessRights FullAccess on {s.username}"]
-        return False, [f"{s.host} refused the username or password for {s.username} "
-                       f"({_short(exc)}); Exchange Online no longer accepts passwords for IMAP: "
-                       f"use auth = \"xoauth2\""]
+        refused = f"{s.host} refused the username or password for {s.username} ({_short(exc)})"
+        if is_microsoft_host(s.host):
+            return False, [f"{refused}; Exchange Online no longer accepts passwords for IMAP: "
+                           f"use auth = \"xoauth2\""]
+        return False, [f"{refused}: check 'username' and the password named by 'password_env' "
+                       f"or 'password_file'"]
     except IMAPClientError as exc:
         return False, [f"{s.host}: cannot open folder {s.folder!r} ({_short(exc)}): check "
                        f"'folder' (for a shared mailbox, log in as the shared address)"]
@@ -137,6 +144,16 @@ def _check_imap(options: Mapping[str, Any], env: ConnectorEnv) -> Result:
     if "MOVE" not in caps:
         lines.append("note: the server has no MOVE; COPY + EXPUNGE is used instead")
     return True, lines
+
+
+_MICROSOFT_HOSTS = ("outlook.office365.com", "outlook.office.com")
+_MICROSOFT_DOMAINS = (".outlook.com", ".office365.com")
+
+
+def is_microsoft_host(host: str) -> bool:
+    """Exchange Online's IMAP/SMTP endpoints (only there is 'use XOAUTH2' the answer to a refused password)."""
+    h = host.lower().rstrip(".")
+    return h in _MICROSOFT_HOSTS or h.endswith(_MICROSOFT_DOMAINS) or h in {d[1:] for d in _MICROSOFT_DOMAINS}
 
 
 # ---------------------------------------------------------------------------- Graph
@@ -235,3 +252,70 @@ def _short(exc: BaseException | bytes | str) -> str:
     if text[:2] in ("b'", 'b"'):
         text = text[2:-1]
     return text[:200]
+
+
+# ---------------------------------------------------------------------------- database and key
+
+
+def check_database(database_url: str) -> Result:
+    """Reachable, and its schema at the newest migration this mailflow ships. Changes nothing."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mailflow.db.database import MIGRATIONS
+
+    url = make_url(database_url)
+    shown = url.render_as_string(hide_password=True)
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        if not Path(url.database).is_file():
+            return False, [f"database {shown}: the file does not exist: run 'mailflow db upgrade' "
+                           f"(the daemon also creates it when it starts)"]
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        reason = _short(str(getattr(exc, "orig", None) or exc).splitlines()[0])
+        return False, [f"database {shown}: cannot connect ({reason})"]
+    finally:
+        engine.dispose()
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    head = scripts.get_current_head()
+    if current == head:
+        return True, [f"database {shown}: reachable; schema at the newest migration ({head})"]
+    if current is None:
+        return False, [f"database {shown}: reachable but empty (no schema): run 'mailflow db upgrade'"]
+    known = {rev.revision for rev in scripts.walk_revisions()}
+    if current not in known:
+        return False, [f"database {shown}: schema at {current}, which this mailflow does not know "
+                       f"(its newest is {head}): is a newer mailflow using this database?"]
+    return False, [f"database {shown}: schema at {current}, behind the newest migration {head}: "
+                   f"run 'mailflow db upgrade'"]
+
+
+def check_secret(config: Config) -> Result:
+    """The reply-token key: set, readable, long enough (never shows the key). Changes nothing."""
+    import stat
+
+    from mailflow.errors import ConfigError
+    from mailflow.secret_key import default_secret_path, load_secret_key
+
+    path = None if config.secret_env else (config.secret_file or default_secret_path(config))
+    if path is not None and config.secret_file is None and not path.exists():
+        return True, [f"reply-token key: {path} will be created (0600) when mailflow first starts"]
+    try:
+        key = load_secret_key(config)
+    except ConfigError as exc:
+        return False, [str(exc)]
+    source = f"${config.secret_env}" if config.secret_env else str(path)
+    lines = [f"reply-token key: from {source}, {len(key)} characters"]
+    if path is not None and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        lines.append(f"note: {path} can be read by other users: chmod 600 {path}")
+    return True, lines

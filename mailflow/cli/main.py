@@ -1,6 +1,7 @@
 """Argument parsing and dispatch for the stable `mailflow` command-line contract.
 
-Exit codes: 0 success, 2 usage or configuration error, 1 anything else (one line on stderr).
+Exit codes: 0 success, 2 usage or configuration error, 1 anything else (one line on stderr),
+141 when the reader of the output went away (`mailflow cases list | head -1`), as for SIGPIPE.
 """
 
 from __future__ import annotations
@@ -8,11 +9,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from mailflow.cli.context import CliContext
 from mailflow.errors import MailflowError
+from mailflow.logging_setup import configure_logging
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by SIGPIPE
 
 # command -> "module:function"; each handler is `(args, ctx) -> int`.
 HANDLERS = {
@@ -41,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mailflow", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--config", metavar="PATH",
                    help="config file (else $MAILFLOW_CONFIG, else ./mailflow.toml, else the embedded default)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="-v: mailflow logs at debug level; -vv: other libraries too (never message "
+                        "content: libraries that log it stay at WARNING)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def at(sp: argparse.ArgumentParser) -> None:
@@ -132,16 +139,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     module_name, func_name = HANDLERS[args.command].split(":")
     ctx = CliContext(config_path=args.config, at=getattr(args, "at", None))
     try:
         handler = getattr(importlib.import_module(module_name), func_name)
-        return int(handler(args, ctx) or 0)
+        code = int(handler(args, ctx) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except MailflowError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -151,6 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{type(exc).__name__}: {exc}", 1)
     finally:
         ctx.close()
+
+
+def _reader_went_away() -> int:
+    """The output's reader closed the pipe: stop quietly (the Python docs' recipe: point stdout
+    at devnull so the interpreter's final flush does not fail again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":
