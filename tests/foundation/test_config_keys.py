@@ -1,0 +1,73 @@
+"""Unknown keys in every config table are errors (issue 11 item 7): one line naming the file, the
+table, the key and the nearest allowed key. Nothing falls back silently (`databse_url` used to give
+SQLite; `secret = "..."` was ignored)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailflow.app import App
+from mailflow.clock import SystemClock
+from mailflow.config import load_config
+from mailflow.errors import ConfigError
+from tests.conftest import write_config
+
+
+def _edit(text: str, after: str, line: str) -> str:
+    assert after in text
+    return text.replace(after, f"{after}\n{line}", 1)
+
+
+@pytest.mark.parametrize(("after", "line", "says"), [
+    ("[mailflow]", 'databse_url = "postgresql://db/mailflow"',
+     "[mailflow]: unknown key 'databse_url' (did you mean 'database_url'?)"),
+    ("[mailflow]", 'secret = "hunter2-hunter2-hunter2-hunter2-hunter2"',
+     "[mailflow]: 'secret' must not be in the file; use 'secret_env' or 'secret_file'"),
+    ("[mailflow]", 'secret_evn = "MAILFLOW_SECRET"', "did you mean 'secret_env'?"),
+    ("[mailflow]", 'colour = "blue"', "[mailflow]: unknown key 'colour' (allowed: database_url,"),
+    ('prefix = "SSP"', 'adress = "x@example.org"',
+     "[[partnership]] #1: unknown key 'adress' (did you mean 'address'?)"),
+    ('prefix = "SSP"', 'subject_prefx = "[secure]"', "did you mean 'subject_prefix'?"),
+])
+def test_unknown_key_when_the_config_loads(tmp_path: Path, after: str, line: str, says: str) -> None:
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    path.write_text(_edit(path.read_text(), after, line))
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and says in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("table", "line", "says"), [
+    ("[daemon]", "pol_seconds = 30", "[daemon]: unknown key 'pol_seconds' (did you mean 'poll_seconds'?)"),
+    ("[limits]", "max_mesage_bytes = 1000", "[limits]: unknown key 'max_mesage_bytes' (did you mean "
+                                            "'max_message_bytes'?)"),
+    ("[mailfow]", 'var_dir = "var"', "unknown key 'mailfow' (did you mean 'mailflow'?)"),
+])
+def test_unknown_key_in_the_other_tables(tmp_path: Path, table: str, line: str, says: str) -> None:
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    text = path.read_text()
+    first_partnership = text.index("[[partnership]]")
+    path.write_text(text[:first_partnership] + f"{table}\n{line}\n" + text[first_partnership:])
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert str(path) in str(err.value) and says in str(err.value)
+
+
+@pytest.mark.parametrize(("after", "line", "says"), [
+    ('kind = "maildir"', 'pth = "elsewhere"', "unknown key 'pth' (did you mean 'path'?)"),
+    ('kind = "file"', 'paht = "elsewhere"', "unknown key 'paht' (did you mean 'path'?)"),
+])
+def test_unknown_key_in_mailbox_and_transport_tables(tmp_path: Path, after: str, line: str, says: str) -> None:
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    path.write_text(_edit(path.read_text(), after, line))
+    app = App.open(load_config(str(path)), SystemClock())
+    try:
+        with pytest.raises(ConfigError) as err:
+            rt = app.runtime()
+            _ = rt.source if "maildir" in after else rt.transport
+    finally:
+        app.close()
+    assert str(path) in str(err.value) and says in str(err.value)
