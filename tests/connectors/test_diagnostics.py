@@ -34,7 +34,41 @@ def test_imap_ok(pymap_server, env) -> None:
 def test_imap_wrong_password(pymap_server, env) -> None:
     ok, lines = check_source(imap_options(pymap_server.port, password_file="bad"), env)
     assert not ok and "refused the username or password" in lines[0]
-    assert "xoauth2" in lines[0]
+    # Not Microsoft's server: no advice about Exchange Online or XOAUTH2.
+    assert "Exchange" not in lines[0] and "xoauth2" not in lines[0] and "'password_file'" in lines[0]
+
+
+def test_imap_wrong_password_at_exchange_online_suggests_xoauth2(pymap_server, env, monkeypatch) -> None:
+    """The same refusal from outlook.office365.com (reached here on loopback) names Exchange Online."""
+    from imapclient import IMAPClient
+
+    from mailflow.sources.imap import ImapSource
+
+    built = ImapSource.from_config.__func__  # type: ignore[attr-defined]
+
+    def from_config(cls, options, env):  # noqa: ANN001, ANN202
+        source = built(cls, options, env)
+        source._client_factory = lambda host, port, **kw: IMAPClient(  # noqa: SLF001
+            "127.0.0.1", pymap_server.port, ssl=False, timeout=kw.get("timeout"))
+        return source
+
+    monkeypatch.setattr(ImapSource, "from_config", classmethod(from_config))
+    options = imap_options(993, host="outlook.office365.com", tls="implicit", password_file="bad")
+    ok, lines = check_source(options, env)
+    assert not ok and lines[0].startswith("outlook.office365.com refused the username or password")
+    assert "Exchange Online no longer accepts passwords for IMAP" in lines[0] and "xoauth2" in lines[0]
+
+
+@pytest.mark.parametrize(("host", "microsoft"), [
+    ("outlook.office365.com", True), ("OUTLOOK.OFFICE365.COM.", True), ("outlook.office.com", True),
+    ("imap-mail.outlook.com", True), ("eur.outlook.com", True), ("x.office365.com", True),
+    ("imap.council.gov.uk", False), ("127.0.0.1", False), ("outlook.office365.com.evil.example", False),
+    ("notoutlook.com", False), ("mail.example-office365.com", False),
+])
+def test_microsoft_hosts(host: str, microsoft: bool) -> None:
+    from mailflow.diagnostics import is_microsoft_host
+
+    assert is_microsoft_host(host) is microsoft
 
 
 def test_imap_connection_refused(env) -> None:
