@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from mailflow.logging_setup import error_summary
 from mailflow.pipeline.ingest import ingest_source
 from mailflow.pipeline.sender import drain
 from mailflow.pipeline.sweep import sweep
@@ -57,8 +58,8 @@ def _step(report: PassReport, rt: PartnershipRuntime, what: str, fn) -> None:  #
     try:
         fn()
     except Exception as exc:  # noqa: BLE001 - logged loudly; the loop goes on
-        log.error("%s: %s step failed: %s: %s", rt.prefix, what, type(exc).__name__, exc)
-        report.errors.append(f"{rt.prefix} {what}: {type(exc).__name__}: {exc}")
+        log.error("%s: %s step failed: %s", rt.prefix, what, error_summary(exc))  # no message text
+        report.errors.append(f"{rt.prefix} {what}: {error_summary(exc)}")
 
 
 class Daemon:
@@ -120,7 +121,7 @@ class Daemon:
                     if source.wait_for_mail(timeout=max(1.0, 10.0 / len(waiting))):
                         return
                 except Exception as exc:  # noqa: BLE001 - the next pass reconnects
-                    log.error("waiting on %s failed: %s", source.name, exc)
+                    log.error("waiting on %s failed: %s", source.name, error_summary(exc))
                     self.wake.wait(5)
                     return
             if time.monotonic() - started < 0.05:  # a source that returned at once: do not spin

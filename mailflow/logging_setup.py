@@ -31,6 +31,19 @@ class ContentLoggerFilter(logging.Filter):
         return not any(record.name == n or record.name.startswith(n + ".") for n in CONTENT_LOGGERS)
 
 
+def error_summary(exc: BaseException) -> str:
+    """What a log line may say about an exception: mailflow's own sentences (which name ids and
+    references, never message content) in full; anything else by its type, since its text may
+    quote a message, an address or SQL parameters."""
+    from mailflow.errors import MailflowError
+
+    if isinstance(exc, MailflowError):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return type(exc).__name__
+
+
 def configure_logging(verbosity: int = 0) -> None:
     """0: INFO; 1 (`-v`): mailflow at DEBUG; 2 (`-vv`): every other library at DEBUG too.
 

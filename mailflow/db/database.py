@@ -61,7 +61,8 @@ def normalise_url(url: str) -> str:
 
 
 def _engine(url: str) -> Engine:
-    kwargs: dict[str, Any] = {"future": True}
+    # hide_parameters: an error or log line never quotes the values (message text, addresses).
+    kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     engine = create_engine(url, **kwargs)
