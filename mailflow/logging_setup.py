@@ -17,6 +17,7 @@ CONTENT_LOGGERS = (
     "mail.log",            # aiosmtpd (tests and the demo)
     "pdfminer", "pdfplumber", "docx", "extract_msg", "RTFDE", "tnefparse", "mailparser", "olefile",
     "chardet", "charset_normalizer",
+    "sqlalchemy",          # at DEBUG it logs result rows (raw messages); it sets itself to WARNING too
 )
 _QUIET_LEVEL = logging.WARNING
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
