@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from mailflow.addresses import parse_address, unique_addresses
 from mailflow.rendering import RenderedMail
 
 
@@ -26,10 +28,8 @@ class Envelope:
 
     @property
     def recipients(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for addr in [*self.to, *self.cc]:
-            seen.setdefault(addr.lower(), None)
-        return tuple(seen)
+        """The SMTP envelope: each address once (display names and case ignored)."""
+        return tuple(a.lower() for a in unique_addresses([*self.to, *self.cc]))
 
 
 # CRLF line ends, as SMTP sends them; headers stay on one line up to RFC 5322's hard limit
@@ -40,9 +40,11 @@ POLICY = policy.SMTP.clone(max_line_length=998)
 def compose(mail: RenderedMail, env: Envelope, date: datetime) -> EmailMessage:
     msg = EmailMessage(policy=POLICY)
     msg["From"] = env.from_addr
-    msg["To"] = ", ".join(env.to)
-    if env.cc:
-        msg["Cc"] = ", ".join(env.cc)
+    to = _people(env.to)
+    msg["To"] = to or ""
+    cc = [a for a in _people(env.cc) if a.addr_spec.lower() not in {t.addr_spec.lower() for t in to}]
+    if cc:
+        msg["Cc"] = cc
     if env.reply_to:
         msg["Reply-To"] = env.reply_to
     msg["Subject"] = f"{env.subject_prefix} {mail.subject}".strip()
@@ -58,3 +60,13 @@ def compose(mail: RenderedMail, env: Envelope, date: datetime) -> EmailMessage:
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
     return msg
+
+
+def _people(addresses: Sequence[str]) -> list[Address]:
+    """Each address once, its first spelling's display name kept."""
+    seen: dict[str, Address] = {}
+    for text in addresses:
+        parsed = parse_address(text)
+        if parsed is not None:
+            seen.setdefault(parsed.addr_spec.lower(), parsed)
+    return list(seen.values())

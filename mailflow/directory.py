@@ -1,25 +1,59 @@
 """The directory of agencies: names, mail domains and contacts per tier, kept by the business team.
 
-A TOML file (see mailflow/examples/directory.example.toml). Agencies named on a form are matched
-by name or alias, and people by their mail domain; contacts are looked up by role key, the
-policy's tier (`manager`, `senior_manager`, ...) or a named role (`director_of_social_work`).
+A TOML file (see mailflow/examples/directory.example.toml). Contacts are looked up by role key:
+the policy's tier (`manager`, `senior_manager`, ...) or a named role (`director_of_social_work`).
+
+Matching an agency named on a form (`match_agency`) takes strong evidence only, in this order:
+
+1. the person's exact address is one of an agency's contacts;
+2. the person's mail domain is one of an agency's domains (exactly, or a sub-domain of it; the
+   most specific domain wins);
+3. the agency's name or an alias, equal after normalising: case, accents, punctuation and
+   apostrophes, "&" = "and", "the" and legal forms (Ltd, Limited, PLC, LLP, CIC) ignored.
+
+A name or alias made only of generic words ("Adult Social Care", "Police", "NHS Trust") is never
+evidence. Shared domains (nhs.net, cjsm.net, webmail providers, and any the directory adds in
+`[partnership] shared_domains`) are neither evidence nor a veto: only an exact contact address on
+them counts. An address at one agency's domain while the form names another agency is a conflict,
+and a name match is vetoed by an address at a domain that is not the named agency's own (when it
+lists domains). A conflict, a tie or no evidence is no match: the result then lists the
+candidates and why each was not chosen, for the business team to settle by hand.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailflow.addresses import address_of, unique_addresses
 from mailflow.errors import ConfigError
 
 _WORDS = re.compile(r"[a-z0-9]+")
 _CONTACT = re.compile(r"^(.*)<([^<>]+)>$")  # "Name, Title <address>"
 _ADDRESS = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+$")
-_STOP = {"the", "and", "of", "nhs", "trust", "council", "service", "services", "ltd", "limited"}
+_IGNORED = {"the", "ltd", "limited", "plc", "llp", "cic"}
+
+# Words that say what kind of body an agency is, not which one: never evidence on their own.
+GENERIC_WORDS = frozenset("""
+    a an and of for in on at to
+    adult adults social care carers council borough county city district metropolitan unitary local
+    authority nhs trust foundation ft nhsft health healthcare hospital hospitals university teaching
+    general police constabulary force service services team department dept directorate division unit
+    safeguarding mental community integrated partnership board commissioning group icb ccg provider
+    providers home homes housing ambulance fire rescue probation primary practice surgery gp
+    """.split())
+
+# Mail domains many unrelated bodies or people share.
+SHARED_DOMAINS = frozenset({
+    "nhs.net", "cjsm.net", "gcsx.gov.uk", "gmail.com", "googlemail.com", "outlook.com", "hotmail.com",
+    "hotmail.co.uk", "live.com", "live.co.uk", "msn.com", "yahoo.com", "yahoo.co.uk", "icloud.com",
+    "me.com", "aol.com", "btinternet.com", "sky.com", "virginmedia.com", "protonmail.com", "proton.me",
+})
 
 
 @dataclass(frozen=True)
@@ -39,6 +73,26 @@ class Agency:
     def contacts_for(self, role: str) -> tuple[Contact, ...]:
         return self.contacts.get(role, ())
 
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An agency the evidence pointed at without settling on it."""
+
+    agency: Agency
+    why_not: str
+
+
+@dataclass(frozen=True)
+class AgencyMatch:
+    """The agency a (name, address) pair names, or None with the candidates and why."""
+
+    agency: Agency | None
+    evidence: str
+    candidates: tuple[Candidate, ...] = ()
+
 
 @dataclass
 class Directory:
@@ -46,35 +100,99 @@ class Directory:
     roles: dict[str, tuple[Contact, ...]] = field(default_factory=dict)  # partnership-wide: chair, ...
     business_team: tuple[str, ...] = ()
     source: Path | None = None
+    shared_domains: frozenset[str] = SHARED_DOMAINS
 
     @classmethod
     def load(cls, path: Path | None, business_team: Sequence[str] = ()) -> Directory:
         if path is None:
-            return cls(business_team=tuple(business_team))
+            return cls(business_team=tuple(unique_addresses(business_team)))
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read the directory ({exc})") from None
         return parse_directory(data, path, business_team)
 
-    def match_agency(self, name: str | None = None, email: str | None = None) -> Agency | None:
-        """By sender domain first (exact or a sub-domain), then by name or alias."""
-        if email and "@" in email:
-            domain = email.rsplit("@", 1)[1].lower()
-            for agency in self.agencies:
-                if any(domain == d or domain.endswith("." + d) for d in agency.domains):
-                    return agency
-        if name:
-            wanted = _key(name)
-            best: tuple[float, Agency] | None = None
-            for agency in self.agencies:
-                for candidate in (agency.name, *agency.aliases):
-                    score = _similarity(wanted, _key(candidate))
-                    if score >= 0.6 and (best is None or score > best[0]):
-                        best = (score, agency)
-            if best:
-                return best[1]
-        return None
+    def match_agency(self, name: str | None = None, email: str | None = None) -> AgencyMatch:
+        """The agency a form names for a person, on strong evidence only (see the module doc)."""
+        address = address_of(email or "").lower()
+        domain = address.rpartition("@")[2]
+        named = normalise_name(name or "")
+        by_address, address_evidence, tied = self._by_address(address, domain)
+        if tied:
+            return AgencyMatch(None, f"the address {address} fits more than one agency", tuple(
+                Candidate(a, f"{address} fits its domains, and another agency's too") for a in tied))
+        by_name = [a for a in self.agencies if any(normalise_name(n) == named for n in a.names()
+                                                  if is_distinctive(n))] if named else []
+        if by_address is not None:
+            rivals = [a for a in by_name if a is not by_address]
+            if rivals and by_address not in by_name:
+                return AgencyMatch(None, f"the form names {name!r} but the person's address is {by_address.name}'s",
+                                   (Candidate(by_address, f"{address_evidence}, but the form names another agency"),
+                                    *(Candidate(a, f"the form names it, but {address} is not at its domains")
+                                      for a in rivals)))
+            return AgencyMatch(by_address, address_evidence)
+        if len(by_name) > 1:
+            return AgencyMatch(None, f"{name!r} names more than one agency", tuple(
+                Candidate(a, "another agency has the same name or alias") for a in by_name))
+        if len(by_name) == 1:
+            agency = by_name[0]
+            if domain and domain not in self.shared_domains and agency.domains:
+                return AgencyMatch(None, f"the form names {agency.name!r} but the person's address is not at "
+                                   "its domains", (Candidate(agency, f"named on the form, but {address} is not "
+                                                   f"at its domains ({', '.join(agency.domains)})"),))
+            return AgencyMatch(agency, f"the form names it exactly ({name!r})")
+        why = ([f"no agency is named {name!r}"] if named else []) + (
+            [f"{address} is at a shared domain"] if domain in self.shared_domains else
+            [f"no agency has the domain {domain}"] if domain else [])
+        return AgencyMatch(None, "; ".join(why) or "no agency named", self._near(name or ""))
+
+    def _by_address(self, address: str, domain: str) -> tuple[Agency | None, str, list[Agency]]:
+        """The agency an address belongs to: as a listed contact, else by its domain."""
+        if not address:
+            return None, "", []
+        holders = [a for a in self.agencies
+                   if any(c.email.lower() == address for people in a.contacts.values() for c in people)]
+        if len(holders) == 1:
+            return holders[0], f"{address} is one of its contacts", []
+        if domain in self.shared_domains:
+            return None, "", []
+        best: dict[int, list[Agency]] = {}
+        for agency in self.agencies:
+            for d in agency.domains:
+                if d not in self.shared_domains and (domain == d or domain.endswith("." + d)):
+                    best.setdefault(len(d), []).append(agency)
+        if not best:
+            return None, "", []
+        found = list({a.name: a for a in best[max(best)]}.values())
+        if len(found) > 1:
+            return None, "", found
+        return found[0], f"{address} is at its domain", []
+
+    def _near(self, name: str) -> tuple[Candidate, ...]:
+        """Agencies the name resembles, for a person to choose from; none of it is evidence."""
+        words = set(normalise_name(name).split())
+        if not words:
+            return ()
+        scored = []
+        for agency in self.agencies:
+            best: tuple[int, int, str] | None = None
+            for n in agency.names():
+                theirs = set(normalise_name(n).split())
+                distinct, generic = (words & theirs) - GENERIC_WORDS, (words & theirs) & GENERIC_WORDS
+                if not is_distinctive(n) and theirs == words:
+                    why = f"{n!r} is made only of generic words"
+                elif distinct:
+                    why = f"shares {', '.join(repr(w) for w in sorted(distinct))} but the names differ"
+                elif len(generic) >= 2:
+                    why = f"only generic words in common ({', '.join(sorted(generic))})"
+                else:
+                    continue
+                score = (len(distinct), len(generic), why)
+                best = score if best is None or score[:2] > best[:2] else best
+            if best is not None:
+                scored.append((best, agency))
+        scored.sort(key=lambda x: x[0][:2], reverse=True)
+        return tuple(Candidate(a, s[2]) for s, a in scored[:5])
 
     def contacts(self, role: str, agencies: Iterable[Agency]) -> list[Contact]:
         found = [c for a in agencies for c in a.contacts_for(role)]
@@ -101,13 +219,26 @@ class Directory:
         if "chair" not in self.roles:
             out.append("no partnership chair in [roles] (final-stage alerts go to the business team only)")
         seen: dict[str, str] = {}
+        names: dict[str, str] = {}
         for agency in self.agencies:
             if not agency.domains:
                 out.append(f"agency {agency.name!r}: no mail domains (senders cannot be matched to it)")
             for d in agency.domains:
-                if d in seen:
+                if d in self.shared_domains:
+                    out.append(f"agency {agency.name!r}: domain {d!r} is shared by many bodies and is not used "
+                               "to match (its contacts' exact addresses are)")
+                if d in seen and seen[d] != agency.name:
                     out.append(f"domain {d!r} is listed for both {seen[d]!r} and {agency.name!r}")
                 seen[d] = agency.name
+            for n in agency.names():
+                key = normalise_name(n)
+                if not is_distinctive(n):
+                    out.append(f"agency {agency.name!r}: {n!r} is made only of generic words, so it never "
+                               "matches a form on its own (such forms go to the business team to route)")
+                elif key in names and names[key] != agency.name:
+                    out.append(f"{n!r} names both {names[key]!r} and {agency.name!r}: forms naming it will "
+                               "be routed by hand")
+                names.setdefault(key, agency.name)
             for tier in ("manager", "senior_manager", "executive"):
                 if not agency.contacts_for(tier):
                     out.append(f"agency {agency.name!r}: no {tier} contact (escalations at that tier "
@@ -115,11 +246,33 @@ class Directory:
         return out
 
 
+def normalise_name(text: str) -> str:
+    """An agency name as compared: lower case, no accents or punctuation, "&" as "and", without
+    "the" and legal forms (Ltd, Limited, PLC, LLP, CIC)."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"['\u2019`]", "", text.replace("&", " and "))
+    return " ".join(w for w in _WORDS.findall(text) if w not in _IGNORED)
+
+
+def is_distinctive(name: str) -> bool:
+    """Whether a name has a word that says which body it is, not just what kind."""
+    return any(w not in GENERIC_WORDS for w in normalise_name(name).split())
+
+
 def parse_directory(data: dict[str, Any], path: Path, business_team: Sequence[str] = ()) -> Directory:
     unknown = set(data) - {"partnership", "roles", "agency"}
     if unknown:
         raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: agency, partnership, roles)")
-    team = list(business_team) + list(data.get("partnership", {}).get("business_team", []))
+    partnership = data.get("partnership", {})
+    bad_key = set(partnership) - {"business_team", "shared_domains"}
+    if bad_key:
+        raise ConfigError(f"{path}: partnership: unknown key {sorted(bad_key)[0]!r} "
+                          "(allowed: business_team, shared_domains)")
+    team = [*business_team, *partnership.get("business_team", [])]
+    for entry in team:
+        if not isinstance(entry, str) or not address_of(entry):
+            raise ConfigError(f"{path}: partnership.business_team: {entry!r} is not an email address")
+    shared = SHARED_DOMAINS | {d.lower() for d in partnership.get("shared_domains", [])}
     roles = {role: _contacts(v, path, f"roles.{role}") for role, v in data.get("roles", {}).items()}
     agencies = []
     for i, raw in enumerate(data.get("agency", [])):
@@ -133,10 +286,11 @@ def parse_directory(data: dict[str, Any], path: Path, business_team: Sequence[st
                     for role, v in raw.get("contacts", {}).items()}
         agencies.append(Agency(
             name=raw["name"], kind=raw.get("kind", "other"),
-            domains=tuple(d.lower() for d in raw.get("domains", [])),
+            domains=tuple(d.lower().strip(".") for d in raw.get("domains", [])),
             aliases=tuple(raw.get("aliases", [])), contacts=contacts,
         ))
-    return Directory(agencies=agencies, roles=roles, business_team=tuple(dict.fromkeys(team)), source=path)
+    return Directory(agencies=agencies, roles=roles, business_team=tuple(unique_addresses(team)),
+                     source=path, shared_domains=frozenset(shared))
 
 
 def _contacts(value: Any, path: Path, where: str) -> tuple[Contact, ...]:
@@ -150,13 +304,3 @@ def _contacts(value: Any, path: Path, where: str) -> tuple[Contact, ...]:
             raise ConfigError(f"{path}: {where}: {addr!r} is not an email address")
         out.append(Contact(name=name, email=addr))
     return tuple(out)
-
-
-def _key(text: str) -> set[str]:
-    return {w for w in _WORDS.findall(text.lower()) if w not in _STOP}
-
-
-def _similarity(a: set[str], b: set[str]) -> float:
-    if not a or not b:
-        return 0.0
-    return len(a & b) / min(len(a), len(b)) if (a <= b or b <= a) else len(a & b) / len(a | b)

@@ -106,6 +106,7 @@ class Policy:
     final: FinalAction
     reminder_days_before: int = 1
     max_extension_days: int = 5  # the most `#extend` may add to a stage, in working days
+    tell_other_professional: bool = True  # the other professional on the form hears when a case opens
     source: Path = field(default_factory=Path)
     document: str = ""  # the source document it encodes
 
@@ -332,6 +333,7 @@ def load_policy(path: Path) -> Policy:
     document = p.get("document", str, "")
     reminder = p.days("reminder_days_before")
     max_extension = p.days("max_extension_days")
+    tell_other = p.get("tell_other_professional", bool, True)
     p.done()
     calendar = _calendar(top.table("calendar"))
     stage_tables = top.tables("stages")
@@ -357,6 +359,7 @@ def load_policy(path: Path) -> Policy:
         name=path.stem, title=title, partnership=name, mailbox=mailbox, calendar=calendar,
         stages=stages, final=final, reminder_days_before=1 if reminder is None else reminder,
         max_extension_days=5 if max_extension is None else max_extension, source=path, document=document,
+        tell_other_professional=tell_other,
     )
 
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from mailflow.addresses import address_of
 from mailflow.core.lifecycle import State, next_state
 from mailflow.core.policy import Stage
 from mailflow.db.models import Case, Deadline, Event, InboundMessage
@@ -21,9 +22,12 @@ from mailflow.pipeline.notices import (
     agencies_of,
     business_team,
     notify,
+    parties,
     raisers,
     role_addresses,
+    tier_contacts,
     tier_people,
+    unrouted_parties,
 )
 from parsers.forms import missing_fields
 
@@ -123,17 +127,20 @@ def _start(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: da
     """A stage begins: its deadlines, its people, and the notices the policy asks for."""
     schedule_stage(s, rt.policy, case, now)
     stage = rt.policy.stage(case.stage)
-    people = tier_people(rt, case, case.stage)
-    add_participants(s, case, people, stage.tier, "other", case.stage)
+    people = tier_contacts(rt, case, case.stage)
+    for person in people:
+        add_participants(s, case, [person.email], stage.tier, person.side, case.stage, person.agency, person.name)
     if acknowledge:
         notify(s, rt, case, "acknowledgement", now, to=raisers(case) or [actor.address],
                in_reply_to=actor.message_id, auto_submitted="auto-replied")
-    previous = tier_people(rt, case, previous_stage) if previous_stage else []
+        _tell_other_professional(s, rt, case, now)
     if people:
-        notify(s, rt, case, "escalation", now, to=people, cc=[*raisers(case), *previous],
-               previous_stage=previous_stage, reason=reason, automatic=automatic)
-    else:
-        _ask_business_team_to_route(s, rt, case, now, f"no {stage.tier} contact for the case's agencies")
+        _send_escalation(s, rt, case, now, [p.email for p in people], previous_stage, reason, automatic)
+    gaps = unrouted_parties(rt, case, case.stage)
+    if not people or gaps:
+        named = ", ".join(repr(g.named or g.side + " agency (not named)") for g in gaps)
+        _ask_business_team_to_route(s, rt, case, now, f"no {stage.tier} contact for "
+                                    + (named if people and gaps else "the case's agencies"))
     roles = _roles(rt, case, stage, "stage_start")
     if "business_team" in roles:
         notify(s, rt, case, "business_copy", now, to=business_team(rt),
@@ -141,6 +148,22 @@ def _start(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: da
     for role in roles:
         if role != "business_team":
             _tell_role(s, rt, case, role, now, "stage_start")
+
+
+def _send_escalation(s: Session, rt: PartnershipRuntime, case: Case, now: datetime, to: list[str],
+                     previous_stage: int | None, reason: str | None, automatic: bool) -> None:
+    """The stage's escalation notice to who acts now, copying the raiser and the previous tier."""
+    previous = tier_people(rt, case, previous_stage) if previous_stage else []
+    notify(s, rt, case, "escalation", now, to=to, cc=[*raisers(case), *previous],
+           previous_stage=previous_stage, reason=reason, automatic=automatic)
+
+
+def _tell_other_professional(s: Session, rt: PartnershipRuntime, case: Case, now: datetime) -> None:
+    """The other professional named on the form hears that an escalation involving them was raised
+    (once, when the case opens; the policy's `tell_other_professional` turns it off)."""
+    if rt.policy.tell_other_professional:
+        notify(s, rt, case, "other_professional_notice", now,
+               to=[p.email for p in case.participants if p.role == "other"])
 
 
 def _roles(rt: PartnershipRuntime, case: Case, stage: Stage, when: str) -> list[str]:
@@ -163,8 +186,19 @@ def _tell_role(s: Session, rt: PartnershipRuntime, case: Case, role: str, now: d
 
 def _ask_business_team_to_route(s: Session, rt: PartnershipRuntime, case: Case, now: datetime,
                                 problem: str) -> None:
-    record_event(s, now, "system", "needs_routing", case=case, problem=problem)
-    notify(s, rt, case, "routing_request", now, to=business_team(rt), problem=problem)
+    """Ask the business team to find who acts: which agencies on the form could not be matched,
+    the candidates and why each was not chosen, and the command that settles it."""
+    gaps = unrouted_parties(rt, case, case.stage)
+    record_event(s, now, "system", "needs_routing", case=case, problem=problem, stage=case.stage,
+                 unmatched=[g.named or f"{g.side} agency (not named)" for g in gaps if g.agency is None])
+    unrouted = [{
+        "side": "the raiser's agency" if g.side == "raiser" else "the other agency",
+        "named": g.named or "(no agency named)", "email": g.email or "",
+        "matched": g.agency.name if g.agency is not None else None, "why": g.match.evidence,
+        "candidates": [{"name": c.agency.name, "why_not": c.why_not} for c in g.match.candidates],
+    } for g in gaps]
+    notify(s, rt, case, "routing_request", now, to=business_team(rt), problem=problem, unrouted=unrouted,
+           command=f"mailflow cases assign {case.reference} other ADDRESS")
 
 
 # ---------------------------------------------------------------------------- moving on
@@ -295,10 +329,32 @@ def note(s: Session, case: Case, actor: Actor, now: datetime, text: str, verifie
 
 def assign(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime, side: str,
            email: str) -> None:
+    """`cases assign`: a new raiser, or a contact who acts at the current stage. A contact is
+    recorded on the side of their agency (the raiser's when the directory places them there, or
+    when only the raiser's side had nobody) and, on an open case, gets the stage's escalation."""
     _transition(case, "assign")
-    role = "raiser" if side == "raiser" else rt.policy.stage(case.stage).tier
-    add_participants(s, case, [email], role, side, None if side == "raiser" else case.stage)
-    _event(s, case, actor, "assigned", now, side=side, email=email)
+    address = address_of(email) or email.strip()
+    if side == "raiser":
+        add_participants(s, case, [address], "raiser", "raiser", None, case.fields.get("raiser_agency"))
+        _event(s, case, actor, "assigned", now, side=side, email=address)
+        return
+    tier = rt.policy.stage(case.stage).tier
+    agency = rt.directory.match_agency(email=address).agency
+    raiser_agency = next((p.agency for p in parties(rt, case) if p.side == "raiser"), None)
+    gaps = unrouted_parties(rt, case, case.stage)
+    if (agency is not None and raiser_agency is not None and agency.name == raiser_agency.name) or \
+            (gaps and all(g.side == "raiser" for g in gaps)):
+        side = "raiser"
+    new = address.lower() not in {p.lower() for p in tier_people(rt, case, case.stage)}
+    add_participants(s, case, [address], tier, side, case.stage, agency.name if agency else None)
+    _event(s, case, actor, "assigned", now, side=side, email=address, stage=case.stage,
+           agency=agency.name if agency else None)
+    if new and case.state == State.OPEN:
+        came = next((e for e in reversed(case.events)
+                     if e.action == "escalated" and e.detail.get("to_stage") == case.stage), None)
+        detail = came.detail if came is not None else {}
+        _send_escalation(s, rt, case, now, [address], detail.get("from_stage"), detail.get("reason"),
+                         bool(detail.get("automatic")))
 
 
 def _everyone_at_stage(rt: PartnershipRuntime, case: Case) -> list[str]:

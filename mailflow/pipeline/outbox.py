@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailflow.addresses import unique_addresses
 from mailflow.composer import Envelope, compose
 from mailflow.core.references import new_message_id, plus_address, sign_token
 from mailflow.db.models import Case, OutboxMessage
@@ -22,8 +23,8 @@ def queue_mail(session: Session, rt: PartnershipRuntime, *, kind: str, to: Seque
                cc: Sequence[str] = (), in_reply_to: str | None = None,
                auto_submitted: str = "auto-generated") -> OutboxMessage | None:
     """Add one message to the outbox; None when it has nobody to go to."""
-    to = _unique(to)
-    cc = [a for a in _unique(cc) if a.lower() not in {t.lower() for t in to}]
+    to = unique_addresses(to)   # one person per address, however it was spelt
+    cc = [a for a in unique_addresses(cc) if a.lower() not in {t.lower() for t in to}]
     if not to and not cc:
         return None
     partnership = rt.config
@@ -60,10 +61,3 @@ def _thread_root(session: Session, case: Case) -> str | None:
         .order_by(OutboxMessage.id).limit(1)
     ).first()
 
-
-def _unique(addresses: Sequence[str]) -> list[str]:
-    seen: dict[str, str] = {}
-    for a in addresses:
-        if a and a.lower() not in seen:
-            seen[a.lower()] = a
-    return list(seen.values())

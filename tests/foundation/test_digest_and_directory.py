@@ -39,10 +39,10 @@ def test_digest_preview_command(tmp_path: Path) -> None:
 
 def test_directory_matching_and_check(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     d = Directory.load(bundled_dir("examples") / "directory.example.toml")
-    assert d.match_agency("GWH NHSFT").name == "Great Western Hospitals NHS Foundation Trust"
-    assert d.match_agency(email="someone@asc.swindon.example.org").kind == "local_authority_adult_services"
-    assert d.match_agency("Swindon Borough Council Adult Social Care").kind == "local_authority_adult_services"
-    assert d.match_agency("A Completely Different Agency") is None
+    assert d.match_agency("GWH NHSFT").agency.name == "Great Western Hospitals NHS Foundation Trust"
+    assert d.match_agency(email="someone@asc.swindon.example.org").agency.kind == "local_authority_adult_services"
+    assert d.match_agency("Swindon Borough Council Adult Social Care").agency.kind == "local_authority_adult_services"
+    assert d.match_agency("A Completely Different Agency").agency is None
     assert [c.email for c in d.contacts("chair", [])] == ["chair@ssp.example.org"]
     bad = tmp_path / "directory.toml"
     bad.write_text('[[agency]]\nname = "Nowhere Trust"\n[agency.contacts]\nmanager = ["Pat <not-an-address>"]\n')
