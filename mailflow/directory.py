@@ -141,7 +141,8 @@ class Directory:
                                    "its domains", (Candidate(agency, f"named on the form, but {address} is not "
                                                    f"at its domains ({', '.join(agency.domains)})"),))
             return AgencyMatch(agency, f"the form names it exactly ({name!r})")
-        why = ([f"no agency is named {name!r}"] if named else []) + (
+        why = ([f"{name!r} is made only of generic words" if not is_distinctive(named) else
+                f"no agency is named {name!r}"] if named else []) + (
             [f"{address} is at a shared domain"] if domain in self.shared_domains else
             [f"no agency has the domain {domain}"] if domain else [])
         return AgencyMatch(None, "; ".join(why) or "no agency named", self._near(name or ""))
@@ -180,7 +181,8 @@ class Directory:
                 theirs = set(normalise_name(n).split())
                 distinct, generic = (words & theirs) - GENERIC_WORDS, (words & theirs) & GENERIC_WORDS
                 if not is_distinctive(n) and theirs == words:
-                    why = f"{n!r} is made only of generic words"
+                    why = f"its alias {n!r} is made only of generic words, which never identify an agency"
+                    generic = words | {"~"}   # rank it first: the form used exactly this alias
                 elif distinct:
                     why = f"shares {', '.join(repr(w) for w in sorted(distinct))} but the names differ"
                 elif len(generic) >= 2:
