@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mailflow.addresses import address_key
 from mailflow.app import App
 from mailflow.cli.main import main
 from mailflow.clock import FixedClock, parse_instant
@@ -191,9 +192,9 @@ def test_the_business_team_named_twice_gets_one_copy(rh: tuple[Harness, Path]) -
     ref = ingest(h, form("Wiltshire Council Adult Social Care"))
     h.run_until("2026-12-31T10:00:00")   # Stage 2 copies the business team in (Swindon)
     to_team = [r for r in h.outbox(ref) if BUSINESS in {a.lower() for a in r.recipients}]
-    assert {r.kind for r in to_team} >= {"routing_request", "business_copy"}
+    assert "business_copy" in {r.kind for r in to_team}
     for row in to_team:
-        assert [a.lower() for a in row.recipients].count(BUSINESS) == 1, (row.kind, row.recipients)
+        assert [address_key(a) for a in row.recipients].count(BUSINESS) == 1, (row.kind, row.recipients)
         to, cc = headers(row)
         assert (to + cc).count(BUSINESS) == 1, (row.kind, to, cc)
 
@@ -216,7 +217,8 @@ def test_telling_the_other_professional_can_be_turned_off(tmp_path: Path) -> Non
     policies = tmp_path / "policies"
     policies.mkdir()
     text = (bundled_dir("policies") / "swindon.toml").read_text()
-    (policies / "swindon.toml").write_text(text.replace("[partnership]\n", "[partnership]\ntell_other_professional = false\n", 1))
+    quiet = text.replace("[partnership]\n", "[partnership]\ntell_other_professional = false\n", 1)
+    (policies / "swindon.toml").write_text(quiet)
     h, _ = open_routing_harness(tmp_path, extra=f'policies_dir = "{policies}"')
     try:
         assert h.rt.policy.tell_other_professional is False
