@@ -22,6 +22,7 @@ candidates and why each was not chosen, for the business team to settle by hand.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 import unicodedata
@@ -121,8 +122,7 @@ class Directory:
         if tied:
             return AgencyMatch(None, f"the address {address} fits more than one agency", tuple(
                 Candidate(a, f"{address} fits its domains, and another agency's too") for a in tied))
-        by_name = [a for a in self.agencies if any(normalise_name(n) == named for n in a.names()
-                                                  if is_distinctive(n))] if named else []
+        by_name = self._by_name.get(named, []) if named else []
         if by_address is not None:
             rivals = [a for a in by_name if a is not by_address]
             if rivals and by_address not in by_name:
@@ -147,12 +147,29 @@ class Directory:
             [f"no agency has the domain {domain}"] if domain else [])
         return AgencyMatch(None, "; ".join(why) or "no agency named", self._near(name or ""))
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, list[Agency]]:
+        """Agencies by each distinctive name and alias, normalised."""
+        index: dict[str, list[Agency]] = {}
+        for agency in self.agencies:
+            for key in dict.fromkeys(normalise_name(n) for n in agency.names() if is_distinctive(n)):
+                index.setdefault(key, []).append(agency)
+        return index
+
+    @functools.cached_property
+    def _by_contact(self) -> dict[str, list[Agency]]:
+        """Agencies by each contact's address (lower case)."""
+        index: dict[str, list[Agency]] = {}
+        for agency in self.agencies:
+            for email in dict.fromkeys(c.email.lower() for people in agency.contacts.values() for c in people):
+                index.setdefault(email, []).append(agency)
+        return index
+
     def _by_address(self, address: str, domain: str) -> tuple[Agency | None, str, list[Agency]]:
         """The agency an address belongs to: as a listed contact, else by its domain."""
         if not address:
             return None, "", []
-        holders = [a for a in self.agencies
-                   if any(c.email.lower() == address for people in a.contacts.values() for c in people)]
+        holders = self._by_contact.get(address, [])
         if len(holders) == 1:
             return holders[0], f"{address} is one of its contacts", []
         if domain in self.shared_domains:
@@ -248,6 +265,7 @@ class Directory:
         return out
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise_name(text: str) -> str:
     """An agency name as compared: lower case, no accents or punctuation, "&" as "and", without
     "the" and legal forms (Ltd, Limited, PLC, LLP, CIC)."""

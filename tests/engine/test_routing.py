@@ -163,6 +163,15 @@ def test_a_confusable_agency_is_routed_by_hand_never_to_a_look_alike(rh: tuple[H
     assert [headers(r)[0] for r in stage2] == [[GWH_SENIOR]]
     assert any("Stage 2" in r.subject for r in h.outbox(ref, "routing_request"))
     assert not any(WRONG & set(r.recipients) for r in h.outbox(ref))
+    # Assigned at Stage 2, the senior manager gets Stage 2's notice, as if it had been sent on time.
+    senior = "kit.senior@wiltshire.gov.example"
+    assert main(["--config", str(cfg), "cases", "assign", ref, "other", f"Kit Senior <{senior}>",
+                 "--at", "2026-12-31T11:00"]) == 0
+    late = h.last_sent(ref, senior)
+    to, cc = headers(late)
+    assert late.kind == "escalation" and "escalated to you" in late.subject and to == [senior]
+    assert {RAISER, GWH_MANAGER, assigned} <= set(cc)
+    assert participants(h, ref)[(senior, "senior_manager")] == ("other", None, 2)
 
 
 def test_an_agency_named_generically_is_routed_not_guessed(rh: tuple[Harness, Path]) -> None:
