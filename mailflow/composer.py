@@ -1,11 +1,11 @@
-"""Rendered text + headers -> an RFC 5322 message with mailflow's loop-safe headers."""
+"""Rendered text + headers (+ attachments) -> an RFC 5322 message with mailflow's loop-safe headers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
+from email import message_from_bytes, policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -32,12 +32,23 @@ class Envelope:
         return tuple(a.lower() for a in unique_addresses([*self.to, *self.cc]))
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message, under a name free of personal data. `message/rfc822` data is a
+    whole email, attached as an email (Outlook opens it as one); anything else goes as base64."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+
 # CRLF line ends, as SMTP sends them; headers stay on one line up to RFC 5322's hard limit
 # rather than folding at 78 characters.
 POLICY = policy.SMTP.clone(max_line_length=998)
 
 
-def compose(mail: RenderedMail, env: Envelope, date: datetime) -> EmailMessage:
+def compose(mail: RenderedMail, env: Envelope, date: datetime,
+            attachments: Sequence[Attachment] = ()) -> EmailMessage:
     msg = EmailMessage(policy=POLICY)
     msg["From"] = env.from_addr
     to = _people(env.to)
@@ -59,6 +70,8 @@ def compose(mail: RenderedMail, env: Envelope, date: datetime) -> EmailMessage:
     msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
+    for a in attachments:
+        _attach(msg, a)
     return msg
 
 
@@ -70,3 +83,13 @@ def _people(addresses: Sequence[str]) -> list[Address]:
         if parsed is not None:
             seen.setdefault(parsed.addr_spec.lower(), parsed)
     return list(seen.values())
+
+
+def _attach(msg: EmailMessage, a: Attachment) -> None:
+    if a.content_type == "message/rfc822":
+        inner = message_from_bytes(a.data, policy=policy.default)
+        # An attached message may only be 7bit, 8bit or binary (RFC 2046 5.2.1): its bytes go as they are.
+        msg.add_attachment(inner, filename=a.filename, cte="7bit" if a.data.isascii() else "8bit")
+        return
+    maintype, _, subtype = a.content_type.partition("/")
+    msg.add_attachment(a.data, maintype=maintype, subtype=subtype or "octet-stream", filename=a.filename)

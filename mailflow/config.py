@@ -51,6 +51,9 @@ class Partnership:
     subject_prefix: str = ""
     templates_dir: Path | None = None
     index: int = 0
+    # The case's details and the original form go with escalations, business copies and final
+    # alerts; off for a partnership whose transport is not a secure route.
+    send_form_with_escalations: bool = True
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ _MAILFLOW_KEYS: dict[str, type | tuple[type, ...]] = {
 _PARTNERSHIP_KEYS: dict[str, type | tuple[type, ...]] = {
     "name": str, "prefix": str, "policy": str, "address": str, "business_team": list,
     "directory": str, "subject_prefix": str, "templates_dir": str, "mailbox": dict, "transport": dict,
+    "send_form_with_escalations": bool,
 }
 _PARTNERSHIP_REQUIRED = ("name", "prefix", "policy", "address", "business_team", "mailbox", "transport")
 
@@ -239,6 +243,7 @@ def _partnership(raw: Any, index: int, where: str, rel: Any) -> Partnership:
         business_team=tuple(raw["business_team"]), mailbox=dict(raw["mailbox"]),
         transport=dict(raw["transport"]), directory=directory,
         subject_prefix=raw.get("subject_prefix", ""), templates_dir=templates, index=index,
+        send_form_with_escalations=raw.get("send_form_with_escalations", True),
     )
 
 

@@ -1,8 +1,8 @@
-"""Instants as a person in the UK reads them: "Wednesday 30 December 2026, 5pm"."""
+"""Instants and dates as a person in the UK reads them: "Wednesday 30 December 2026, 5pm"."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 UK = ZoneInfo("Europe/London")
@@ -29,3 +29,16 @@ def short_day(at: datetime) -> str:
 def local_iso(at: datetime) -> str:
     """ISO 8601 with the UK offset in force then: 2026-12-30T17:00:00+00:00"""
     return at.astimezone(UK).isoformat()
+
+
+def local_stamp(at: datetime) -> str:
+    """A fixed-width UK local time with its zone, for the command line's tables:
+    "Wed 30 Dec 2026 17:00 GMT" (BST in summer)."""
+    local = at.astimezone(UK)
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname()}"
+
+
+def long_date(iso_date: str) -> str:
+    """A form's ISO 8601 date as a person reads it: "1951-04-03" -> "3 April 1951"."""
+    day = date.fromisoformat(iso_date)
+    return f"{day.day} {day:%B %Y}"

@@ -68,6 +68,8 @@ def open_case(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, actor: 
               now: datetime) -> Case:
     """A new escalation form: an open case at the stage it names, or an incomplete draft."""
     fields = dict(parsed.fields)
+    if parsed.extra_fields:   # the form's fields beyond the canonical ones, kept with the case
+        fields["extra"] = dict(parsed.extra_fields)
     named = fields.get("stage")
     stage = min(max(named if isinstance(named, int) else 1, 1), rt.policy.last_stage)
     case = Case(

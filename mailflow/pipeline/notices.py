@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from mailflow.addresses import address_key, address_of, unique_addresses
+from mailflow.composer import Attachment
 from mailflow.db.models import Case, Participant
 from mailflow.directory import Agency, AgencyMatch
+from mailflow.pipeline import case_file
 from mailflow.pipeline.outbox import queue_mail
 
 if TYPE_CHECKING:
@@ -163,9 +165,13 @@ def case_context(rt: PartnershipRuntime, case: Case, **extra: Any) -> dict[str, 
 def notify(s: Session, rt: PartnershipRuntime, case: Case, kind: str, now: datetime, *,
            to: Iterable[str], cc: Iterable[str] = (), in_reply_to: str | None = None,
            auto_submitted: str = "auto-generated", **extra: Any) -> bool:
-    """Queue one notice about a case; False when it had nobody to go to."""
+    """Queue one notice about a case; False when it had nobody to go to. Escalations, business
+    copies and final alerts carry the case file: its details in the body, the form attached."""
     s.flush()
+    attachments: tuple[Attachment, ...] = ()
+    if kind in case_file.KINDS:
+        extra["case_file"], attachments = case_file.case_file(s, rt, case)
     row = queue_mail(s, rt, kind=kind, to=list(to), cc=list(cc), now=now, case=case,
                      in_reply_to=in_reply_to, auto_submitted=auto_submitted,
-                     context=case_context(rt, case, **extra))
+                     context=case_context(rt, case, **extra), attachments=attachments)
     return row is not None

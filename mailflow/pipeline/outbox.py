@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow.addresses import unique_addresses
-from mailflow.composer import Envelope, compose
+from mailflow.composer import Attachment, Envelope, compose
 from mailflow.core.references import new_message_id, plus_address, sign_token
 from mailflow.db.models import Case, OutboxMessage
 
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def queue_mail(session: Session, rt: PartnershipRuntime, *, kind: str, to: Sequence[str],
                context: Mapping[str, Any], now: datetime, case: Case | None = None,
                cc: Sequence[str] = (), in_reply_to: str | None = None,
-               auto_submitted: str = "auto-generated") -> OutboxMessage | None:
+               auto_submitted: str = "auto-generated",
+               attachments: Sequence[Attachment] = ()) -> OutboxMessage | None:
     """Add one message to the outbox; None when it has nobody to go to."""
     to = unique_addresses(to)   # one person per address, however it was spelt
     cc = [a for a in unique_addresses(cc) if a.lower() not in {t.lower() for t in to}]
@@ -42,7 +43,7 @@ def queue_mail(session: Session, rt: PartnershipRuntime, *, kind: str, to: Seque
         in_reply_to=in_reply_to, references=tuple(dict.fromkeys(references)),
         auto_submitted=auto_submitted, subject_prefix=partnership.subject_prefix,
     )
-    message = compose(rendered, envelope, now)
+    message = compose(rendered, envelope, now, attachments)
     row = OutboxMessage(
         partnership=partnership.prefix, case_id=case.id if case is not None else None, kind=kind,
         message_id=message_id, envelope_from=partnership.address, recipients=list(envelope.recipients),
