@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow.cli.context import CliContext
-from mailflow.core.humanize import local_iso, long_instant
+from mailflow.core import form_fields
+from mailflow.core.humanize import local_iso, local_stamp
 from mailflow.db.models import Case, Event, InboundMessage, OutboxMessage
 from mailflow.db.store import find_case
 from mailflow.errors import ConfigError, MailflowError
 from mailflow.pipeline import cases
+from mailflow.pipeline.case_file import stage_history
 from mailflow.pipeline.cases import Actor
 
 
@@ -37,7 +41,7 @@ def _list(args: argparse.Namespace, ctx: CliContext) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        due = f"next due {r['next_due']} ({r['next_step']})" if r["next_due"] else "nothing due"
+        due = f"next due {when(r['next_due'])} ({r['next_step']})" if r["next_due"] else "nothing due"
         print(f"{r['reference']}  {r['state']:10} stage {r['stage']}{' URGENT' if r['urgent'] else ''}  {due}")
     if not rows:
         print("no cases")
@@ -65,45 +69,66 @@ def _show(args: argparse.Namespace, ctx: CliContext) -> int:
         return 0
     c = story["case"]
     print(f"{c['reference']}  {c['state']}  Stage {c['stage']}{' URGENT' if c['urgent'] else ''}  "
-          f"(policy {c['policy']}, opened {long_instant_iso(c['opened_at'])})")
+          f"(policy {c['policy']}, opened {when(c['opened_at'])})")
     if c["missing"]:
         print(f"  incomplete: missing {', '.join(c['missing'])}")
     if story["outcome"]:
         print(f"  outcome: {story['outcome']}")
+    _print_form(c["fields"])
     print("\nStage history")
     for h in story["stages"]:
-        print(f"  Stage {h['stage']} from {long_instant_iso(h['from'])}: {h['why']}")
+        title = f" ({h['title']})" if h["title"] else ""
+        print(f"  Stage {h['stage']}{title} from {when(h['from']) if h['from'] else '(not yet begun)'}: {h['why']}")
     print("\nDeadlines (why each is due when it is)")
     for d in story["deadlines"]:
         skipped = f"; skipped {', '.join(f'{x} {n}' for x, n in d['skipped'])}" if d["skipped"] else ""
         print(f"  [{d['state']:9}] Stage {d['stage']} {d['step']:8} {d['action']:11} "
-              f"{long_instant_iso(d['due'])}\n      {d['rule']}{skipped}")
+              f"{when(d['due'])}\n      {d['rule']}{skipped}")
     print("\nSent")
     for m in story["sent"]:
-        print(f"  {long_instant_iso(m['created_at'])}  {m['state']:7} {m['kind']:21} to {', '.join(m['to'])}")
+        print(f"  {when(m['created_at'])}  {m['state']:7} {m['kind']:21} to {', '.join(m['to'])}")
     print("\nReceived")
     for m in story["received"]:
-        print(f"  {long_instant_iso(m['received_at'])}  {m['kind'] or '?':10} from {m['sender']}  "
+        print(f"  {when(m['received_at'])}  {m['kind'] or '?':10} from {m['sender']}  "
               f"{m['outcome']}" + (f" ({m['reason']})" if m["reason"] else ""))
     print("\nAudit trail")
     for e in story["events"]:
         detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "", [], {}))
-        print(f"  {long_instant_iso(e['at'])}  {e['actor']:35} {e['action']}" + (f"  {detail}" if detail else ""))
+        print(f"  {when(e['at'])}  {e['actor']:35} {e['action']}" + (f"  {detail}" if detail else ""))
     return 0
 
 
-def long_instant_iso(text: str) -> str:
-    from datetime import datetime
+def when(iso: str) -> str:
+    """Every time `cases list` and `cases show` print: UK local time with its zone."""
+    return local_stamp(datetime.fromisoformat(iso))
 
-    return long_instant(datetime.fromisoformat(text))
+
+_LABEL_WIDTH = max(len(label) for label in form_fields.LABELS.values())
+_VALUE_WIDTH = 96 - _LABEL_WIDTH
+
+
+def _print_form(fields: dict[str, Any]) -> None:
+    """The form as the business team reads it: every canonical field in one order, then the rest."""
+    print("\nForm")
+    for row in form_fields.canonical_rows(fields):
+        _print_row(row.label, row.value or "(not given)")
+    extra = form_fields.extra_rows(fields)
+    if extra:
+        print("\nOther fields on the form")
+        for row in extra:
+            _print_row(row.label, row.value or "(not given)")
+
+
+def _print_row(label: str, value: str) -> None:
+    lines = [w for line in value.splitlines() or [""] for w in textwrap.wrap(line, _VALUE_WIDTH) or [""]]
+    pad = " " * (_LABEL_WIDTH + 4)
+    print(f"  {label:{_LABEL_WIDTH}}  " + ("\n" + pad).join(lines))
 
 
 def _story(s: Session, ctx: CliContext, case: Case) -> dict[str, Any]:
     events = s.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.id)).all()
-    stages = [{"stage": e.detail.get("stage", 1) if e.action == "opened" else e.detail.get("to_stage"),
-               "from": local_iso(e.at) if e.action != "escalated" else e.detail.get("clock_start", local_iso(e.at)),
-               "why": _why(e)}
-              for e in events if e.action in ("opened", "escalated", "reopened")]
+    stages = [{"stage": h.stage, "title": h.title, "from": local_iso(h.started) if h.started else None,
+               "why": h.why} for h in stage_history(events, ctx.app.policies.get(case.policy))]
     sent = s.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id).order_by(OutboxMessage.id)).all()
     received = s.scalars(select(InboundMessage).where(InboundMessage.case_id == case.id)
                          .order_by(InboundMessage.id)).all()
@@ -125,15 +150,6 @@ def _story(s: Session, ctx: CliContext, case: Case) -> dict[str, Any]:
         "events": [{"at": local_iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
                    for e in events],
     }
-
-
-def _why(e: Event) -> str:
-    if e.action == "opened":
-        return f"opened by {e.actor}"
-    if e.action == "reopened":
-        return f"reopened by {e.actor}: {e.detail.get('reason', '')}"
-    how = "automatically" if e.detail.get("automatic") else f"by {e.actor}"
-    return f"escalated {how}: {e.detail.get('reason', '')}"
 
 
 def _case(s: Session, ref: str) -> Case:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from mailflow.cli.context import CliContext
+from mailflow.core.lifecycle import State
 from mailflow.errors import MailflowError
 from mailflow.logging_setup import configure_logging
 
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     cases = sub.add_parser("cases", help="list, show and act on cases")
     csub = cases.add_subparsers(dest="cases_command", required=True, parser_class=_Parser)
     cl = csub.add_parser("list")
-    cl.add_argument("--state")
+    cl.add_argument("--state", choices=[s.value for s in State], help="only cases in this state")
     cl.add_argument("--format", choices=["text", "json"], default="text")
     cs = csub.add_parser("show")
     cs.add_argument("ref")

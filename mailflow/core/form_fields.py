@@ -33,7 +33,7 @@ LABELS: dict[str, str] = {
     "disagreement_summary": "Summary of the disagreement",
     "stage": "Stage named on the form",
     "date_raised": "Date first raised",
-    "reason_unresolved": "Why it is not resolved, and to whom it was raised",
+    "reason_unresolved": "Why not resolved, raised to whom",
     "resolved": "Resolved",
     "agreed_outcome": "Agreed outcome",
     "learning_agency": "Learning for the agencies",

@@ -56,10 +56,10 @@ class StageStart:
     why: str
 
 
-def stage_history(events: Iterable[Event], policy: Policy) -> list[StageStart]:
+def stage_history(events: Iterable[Event], policy: Policy | None) -> list[StageStart]:
     """Each stage the case has been at, when it began and why, from the audit trail."""
     def title(n: int) -> str:
-        return policy.stage(n).title if 1 <= n <= policy.last_stage else ""
+        return policy.stage(n).title if policy is not None and 1 <= n <= policy.last_stage else ""
 
     out: list[StageStart] = []
     waiting: tuple[int, str] | None = None   # opened incomplete: the stage begins when completed

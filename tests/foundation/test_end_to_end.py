@@ -107,6 +107,6 @@ def test_cases_show_explains_deadlines(tmp_path: Path, db_url: str) -> None:
     assert ["2026-12-25", "Christmas Day"] in escalate["skipped"]
     assert {m["kind"] for m in story["sent"]} >= {"acknowledgement", "escalation"}
     text = mailflow(config, "cases", "show", "SSP-2026-0001")
-    assert "Wednesday 30 December 2026, 5pm" in text.stdout and "Christmas Day" in text.stdout
+    assert "Wed 30 Dec 2026 17:00 GMT" in text.stdout and "Christmas Day" in text.stdout
     missing = mailflow(config, "cases", "show", "SSP-2026-0099")
     assert missing.returncode == 1 and "no case SSP-2026-0099" in missing.stderr
