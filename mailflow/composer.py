@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import message_from_bytes, policy
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -86,10 +87,21 @@ def _people(addresses: Sequence[str]) -> list[Address]:
 
 
 def _attach(msg: EmailMessage, a: Attachment) -> None:
-    if a.content_type == "message/rfc822":
-        inner = message_from_bytes(a.data, policy=policy.default)
-        # An attached message may only be 7bit, 8bit or binary (RFC 2046 5.2.1): its bytes go as they are.
-        msg.add_attachment(inner, filename=a.filename, cte="7bit" if a.data.isascii() else "8bit")
+    if a.content_type != "message/rfc822":
+        maintype, _, subtype = a.content_type.partition("/")
+        msg.add_attachment(a.data, maintype=maintype, subtype=subtype or "octet-stream", filename=a.filename)
         return
-    maintype, _, subtype = a.content_type.partition("/")
-    msg.add_attachment(a.data, maintype=maintype, subtype=subtype or "octet-stream", filename=a.filename)
+    # An attached email goes byte for byte as received (only its line ends made CRLF, as SMTP has
+    # them): a string payload is written out as it is, where a parsed message would be re-generated.
+    # An attached message may only be 7bit or 8bit (RFC 2046 5.2.1), never base64.
+    data = _CRLF.sub(b"\r\n", a.data)
+    part = EmailMessage(policy=msg.policy)
+    part["Content-Type"] = "message/rfc822"
+    part["Content-Transfer-Encoding"] = "7bit" if data.isascii() else "8bit"
+    part.add_header("Content-Disposition", "attachment", filename=a.filename)
+    part.set_payload(data.decode("ascii", "surrogateescape"))
+    msg.make_mixed()
+    msg.attach(part)
+
+
+_CRLF = re.compile(rb"\r?\n")
