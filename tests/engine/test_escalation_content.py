@@ -244,3 +244,27 @@ def test_the_form_is_built_once_for_the_notices_of_one_change(h: Harness, monkey
     assert [r.kind for r in carrying] == ["escalation", "escalation", "business_copy"]
     assert all(document in b"".join(a.get_content() for a in parsed(r).iter_attachments()) for r in carrying)
     assert len(built) == 2   # once when the case opened, once for Stage 2's escalation and business copy
+
+
+def test_the_case_file_is_escaped_in_html_and_keeps_its_line_breaks(h: Harness) -> None:
+    from mailflow.db.models import Case as CaseRow
+    from mailflow.pipeline.case_file import describe
+    from mailflow.pipeline.notices import case_context
+
+    now = h.clock.now()
+    case = CaseRow(reference="SSP-2026-0009", partnership="SSP", policy="swindon", state="open", stage=1,
+                   urgent=False, missing=[], opened_at=now, stage_started_at=now, updated_at=now,
+                   fields={"adult_name": "Cy <b>Madeup</b>", "raiser_agency": "A & B",
+                           "disagreement_summary": "First line <script>x</script>\nSecond line",
+                           "extra": {"methodology": "Phone call\nthen a meeting"}})
+    case.participants, case.deadlines, case.events = [], [], []
+    rt = h.rt
+    for kind in ("escalation", "business_copy", "final_alert"):
+        mail = rt.renderer.render(kind, {"partnership": rt.config, **case_context(
+            rt, case, case_file=describe(case, rt.policy), previous_stage=None, reason="r", automatic=False)})
+        assert "<script>" not in mail.html and "<b>Madeup" not in mail.html
+        assert "Cy &lt;b&gt;Madeup&lt;/b&gt;" in mail.html and "A &amp; B" in mail.html
+        assert "First line &lt;script&gt;x&lt;/script&gt;<br>\nSecond line" in mail.html
+        assert "How resolution was attempted: Phone call<br>\nthen a meeting" in mail.html
+        assert "First line <script>x</script>\nSecond line" in mail.text   # the text part is plain
+        assert "Madeup" not in mail.subject
