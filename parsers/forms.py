@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from parsers.labels import LabelIndex, normalise
 from parsers.values import (
     EMAIL_RE,
     clean_text,
@@ -29,8 +30,11 @@ CANONICAL = (
     "new_protocol", "subgroup_discussion",
 )
 _OTHER_KEYS = ("name", "role", "agency", "email")
-_LINE_LEAD = r"^[ \t>*•·\-–]*"
-_SEP = r"[ \t.?!)\]]*(?:[:?=|\t]|\s[-–—]\s)[ \t:?*|]*"
+
+
+def _shared_target(target: str) -> bool:
+    """Targets whose wordings every form shares: the canonical fields and others_involved.*."""
+    return target in CANONICAL or target.startswith("others_involved.")
 
 
 @dataclass
@@ -48,9 +52,9 @@ class FormDef:
     markers: list[str]
     fields: list[FieldSpec]
     implies: dict[str, Any]
-    pattern: re.Pattern[str] = field(repr=False, default=None)  # type: ignore[arg-type]
-    specs: dict[str, FieldSpec] = field(repr=False, default_factory=dict)
     marker_re: re.Pattern[str] | None = field(repr=False, default=None)
+    own: dict[str, FieldSpec] = field(repr=False, default_factory=dict)  # key -> its field
+    targets: dict[str, FieldSpec] = field(repr=False, default_factory=dict)
 
 
 @dataclass
@@ -60,6 +64,22 @@ class Rules:
     any_of: list[str]
     require: list[tuple[str, list[str]]]
     stop_re: re.Pattern[str] | None = None
+
+
+@dataclass
+class Catalogue:
+    """Everything read from one forms directory."""
+    forms: tuple[FormDef, ...]
+    rules: Rules
+    shared: dict[str, FieldSpec]  # wording key -> the canonical field it names
+    index: LabelIndex  # every wording of every file
+
+    def spec_for(self, defn: FormDef, key: str) -> FieldSpec | None:
+        """The field of `defn` a label names; None when it is another form's label."""
+        if key in defn.own:
+            return defn.own[key]
+        spec = self.shared.get(key)
+        return defn.targets.get(spec.target) if spec is not None else None
 
 
 @dataclass
@@ -75,41 +95,41 @@ class Extraction:
         return len(self.fields)
 
 
-def _words(label: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", label.lower())
+def _field_specs(data: dict[str, Any], types: dict[str, str]) -> list[FieldSpec]:
+    return [FieldSpec(target=f["target"], type=f.get("type", types.get(f["target"], "text")),
+                      labels=list(f.get("labels", [])), into=list(f.get("into", [])))
+            for f in data.get("field", [])]
 
 
-def _label_regex(label: str) -> str:
-    words = _words(label)
-    body = r"[^A-Za-z0-9\n]*".join(re.escape(w) for w in words)
-    # Short labels need a separator (colon, tab, cell break) or the end of the line, so prose
-    # such as "Address the issue" is not read as a label; long ones may be followed by a space.
-    end = r"[ \t.?!)\]]*$"
-    tail = rf"(?:{_SEP}|{end})" if len(words) < 4 else rf"(?:{_SEP}|{end}|[ \t]+)"
-    return body + r"(?![A-Za-z0-9])" + tail
-
-
-def _compile(defn: FormDef) -> None:
-    alts: list[tuple[int, str, str]] = []
-    for i, spec in enumerate(defn.fields):
-        for j, label in enumerate(spec.labels):
-            alts.append((len(_words(label)), f"f{i}_{j}", _label_regex(label)))
-            defn.specs[f"f{i}_{j}"] = spec
-    alts.sort(key=lambda a: -a[0])
-    joined = "|".join(f"(?P<{g}>{rx})" for _, g, rx in alts)
-    defn.pattern = re.compile(_LINE_LEAD + f"(?:{joined})", re.I)
-    if defn.markers:
-        defn.marker_re = re.compile(
-            "|".join(r"[^A-Za-z0-9]*".join(map(re.escape, _words(m))) for m in defn.markers), re.I)
+def _add_shared(shared: dict[str, FieldSpec], spec: FieldSpec, errors: list[str]) -> None:
+    for label in spec.labels:
+        key = normalise(label)
+        have = shared.setdefault(key, FieldSpec(spec.target, spec.type, [], []))
+        if have.target != spec.target or have.type != spec.type:
+            errors.append(f"{label!r} names both {have.target} and {spec.target}")
+        have.labels.append(label)
 
 
 @lru_cache(maxsize=8)
-def load_forms(directory: str | None = None) -> tuple[tuple[FormDef, ...], Rules]:
-    """The form definitions and shared rules of `directory` (default: parsers/forms/)."""
+def load_catalogue(directory: str | None = None) -> Catalogue:
+    """The form definitions, shared wordings and rules of `directory` (default parsers/forms/).
+
+    Raises ValueError when two fields share a wording (in any word order)."""
     forms: list[FormDef] = []
     rules = Rules(3, 2, [], [])
     stops: list[str] = []
-    for path in sorted((Path(directory) if directory else FORMS_DIR).glob("*.toml")):
+    root = Path(directory) if directory else FORMS_DIR
+    shared: dict[str, FieldSpec] = {}
+    errors: list[str] = []
+    wordings = root / "_wordings.toml"
+    common = _field_specs(tomllib.loads(wordings.read_text(encoding="utf-8")), {}) \
+        if wordings.exists() else []
+    types = {s.target: s.type for s in common}
+    for spec in common:
+        _add_shared(shared, spec, errors)
+    for path in sorted(root.glob("*.toml")):
+        if path.name == "_wordings.toml":
+            continue
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         if path.name == "_rules.toml":
             d = data.get("detect", {})
@@ -121,27 +141,42 @@ def load_forms(directory: str | None = None) -> tuple[tuple[FormDef, ...], Rules
             )
             stops = list(data.get("values", {}).get("stop_lines", []))
             continue
-        specs = [FieldSpec(target=f["target"], type=f.get("type", "text"),
-                           labels=list(f["labels"]), into=list(f.get("into", [])))
-                 for f in data.get("field", [])]
+        specs = _field_specs(data, types)
         defn = FormDef(name=data["name"], title=data.get("title", data["name"]),
                        markers=list(data.get("markers", [])), fields=specs,
                        implies=dict(data.get("implies", {})))
-        _compile(defn)
+        for spec in specs:
+            defn.targets.setdefault(spec.target, spec)
+            for label in spec.labels:
+                defn.own.setdefault(normalise(label), spec)
+            if _shared_target(spec.target):
+                _add_shared(shared, spec, errors)
+        if defn.markers:
+            defn.marker_re = re.compile("|".join(
+                r"[^A-Za-z0-9]*".join(map(re.escape, re.findall(r"[a-z0-9]+", m.lower())))
+                for m in defn.markers), re.I)
         forms.append(defn)
     if stops:
         rules.stop_re = re.compile("|".join(re.escape(x) for x in stops), re.I)
-    return tuple(forms), rules
+    index = LabelIndex([*(lab for s in shared.values() for lab in s.labels),
+                        *(lab for d in forms for s in d.fields for lab in s.labels)])
+    by_order: dict[str, str] = {}
+    for key, spec in shared.items():
+        other = by_order.setdefault(" ".join(sorted(key.split())), spec.target)
+        if other != spec.target:
+            errors.append(f"{key!r} names {spec.target}; in another word order, {other}")
+    if errors:
+        raise ValueError("form wordings: " + "; ".join(errors))
+    return Catalogue(tuple(forms), rules, shared, index)
+
+
+def load_forms(directory: str | None = None) -> tuple[tuple[FormDef, ...], Rules]:
+    """The form definitions and shared rules of `directory` (default: parsers/forms/)."""
+    cat = load_catalogue(directory)
+    return cat.forms, cat.rules
 
 
 # --- extraction ------------------------------------------------------------------------------
-
-def _match_label(defn: FormDef, line: str) -> tuple[FieldSpec, str] | None:
-    m = defn.pattern.match(line)
-    if not m or m.lastgroup is None:
-        return None
-    return defn.specs[m.lastgroup], line[m.end():]
-
 
 def _unwrap(lines: list[str]) -> str:
     """Free text over several lines: soft wraps (PDF, 76-column mail) joined with a space; a line
@@ -157,32 +192,63 @@ def _unwrap(lines: list[str]) -> str:
     return out.strip()
 
 
-def extract(defn: FormDef, text: str) -> Extraction:
+@dataclass(frozen=True)
+class _Label:
+    key: str
+    value: str  # the rest of the line after the label and its separator
+    wrapped: bool  # the label continued on the next line (which is consumed)
+
+
+_CONSUMED = _Label("", "", False)  # the second line of a wrapped label
+
+
+def _scan(index: LabelIndex, text: str) -> tuple[list[str], list[_Label | None]]:
+    """The lines of `text` and the label starting each (once, for every form definition)."""
+    lines = text.replace("\r", "").split("\n")
+    labels: list[_Label | None] = [None] * len(lines)
+    for i, line in enumerate(lines):
+        if labels[i] is _CONSUMED:
+            continue
+        hit = index.match(line)
+        label = _Label(hit.key, line[hit.value_start:], False) if hit else None
+        if line.strip() and i + 1 < len(lines) and lines[i + 1].strip() and (
+                label is None or label.value.strip()):
+            # A long label wrapped over two lines (PDF text, narrow table cells).
+            first = line.rstrip()
+            joined = first + " " + lines[i + 1].strip()
+            wrapped = index.match(joined, min_end=len(first) + 1, fuzzy=False)
+            if wrapped is not None:
+                label = _Label(wrapped.key, joined[wrapped.value_start:], True)
+                labels[i + 1] = _CONSUMED
+        labels[i] = label
+    return lines, labels
+
+
+def extract(defn: FormDef, text: str, directory: str | None = None) -> Extraction:
     """Label/value pairs of one form definition from text lines (table rows are lines too)."""
-    _, rules = load_forms()
+    cat = load_catalogue(directory)
+    lines, labels = _scan(cat.index, text)
+    return _read(cat, defn, text, lines, labels)
+
+
+def _read(cat: Catalogue, defn: FormDef, text: str, lines: list[str],
+          labels: list[_Label | None]) -> Extraction:
+    rules = cat.rules
     ex = Extraction(form=defn.name)
     if defn.marker_re is not None and defn.marker_re.search(text):
         ex.marker = True
     raw: list[tuple[FieldSpec, list[str]]] = []
     current: tuple[FieldSpec, list[str]] | None = None
-    lines = text.replace("\r", "").split("\n")
-    skip = False
-    for i, line in enumerate(lines):
-        if skip:
-            skip = False
+    for line, label in zip(lines, labels, strict=True):
+        if label is _CONSUMED:
             continue
-        hit = _match_label(defn, line)
-        if line.strip() and i + 1 < len(lines) and lines[i + 1].strip() and (
-                not hit or hit[1].strip()):
-            # A long label wrapped over two lines (PDF text, narrow table cells).
-            joined = line.rstrip() + " " + lines[i + 1].strip()
-            wrapped = _match_label(defn, joined)
-            if wrapped and len(joined) - len(wrapped[1]) > len(line.rstrip()) + 1:
-                hit, skip = wrapped, True
-        if hit:
-            spec, rest = hit
-            current = (spec, [rest.strip()] if rest.strip() else [])
-            raw.append(current)
+        if label is not None:
+            # Any known label ends the value before it; another form's label reads nothing here.
+            spec = cat.spec_for(defn, label.key)
+            rest = label.value.strip()
+            current = (spec, [rest] if rest else []) if spec is not None else None
+            if current is not None:
+                raw.append(current)
             continue
         if current is None:
             continue
@@ -194,14 +260,33 @@ def extract(defn: FormDef, text: str) -> Extraction:
         if rules.stop_re is not None and rules.stop_re.match(stripped):
             current = None
             continue
+        if not current[1] and (cat.index.looks_like_label(stripped)
+                               or not _fits(current[0].type, stripped)):
+            # A bare label followed by an unknown label, or by something that is not a value of
+            # its type ("DOB" then "Date of referral"): the field is empty.
+            current = None
+            continue
         # Values continue on the following lines for free text, or start there after a bare label.
         if current[1] and current[0].type not in ("text", "people"):
             current = None
             continue
         current[1].append(stripped)
-    for spec, lines in raw:
-        _store(ex, spec, _unwrap(lines) if spec.type == "text" else "\n".join(lines).strip())
+    for spec, values in raw:
+        _store(ex, spec, _unwrap(values) if spec.type == "text" else "\n".join(values).strip())
     return ex
+
+
+def _fits(kind: str, value: str) -> bool:
+    """Whether a line under a bare label can be its value (typed fields must parse)."""
+    if kind == "date":
+        return parse_date(value) is not None
+    if kind == "bool":
+        return parse_bool(value) is not None
+    if kind == "int":
+        return parse_int(value) is not None
+    if kind == "email":
+        return EMAIL_RE.search(value) is not None
+    return True
 
 
 def _store(ex: Extraction, spec: FieldSpec, value: str) -> None:
@@ -289,8 +374,10 @@ def merge(into: Extraction, other: Extraction, source: str, warn: bool = True) -
 
 def extract_best(text: str, directory: str | None = None) -> Extraction:
     """Every form definition on the text; the best one's fields, gaps filled from the others."""
-    forms, _ = load_forms(directory)
-    results = [extract(d, text) for d in forms]
+    cat = load_catalogue(directory)
+    forms = cat.forms
+    lines, labels = _scan(cat.index, text)
+    results = [_read(cat, d, text, lines, labels) for d in forms]
     results.sort(key=lambda e: (e.score + (2 if e.marker else 0)), reverse=True)
     best = results[0] if results else Extraction()
     out = Extraction(form=best.form, fields=dict(best.fields), extra=dict(best.extra),
