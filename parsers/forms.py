@@ -209,9 +209,9 @@ def _scan(index: LabelIndex, text: str) -> tuple[list[str], list[_Label | None]]
     for i, line in enumerate(lines):
         if labels[i] is _CONSUMED:
             continue
-        hit = index.match(line)
+        hit, open_ended = index.read_line(line)
         label = _Label(hit.key, line[hit.value_start:], False) if hit else None
-        if line.strip() and i + 1 < len(lines) and lines[i + 1].strip() and (
+        if open_ended and i + 1 < len(lines) and lines[i + 1].strip() and (
                 label is None or label.value.strip()):
             # A long label wrapped over two lines (PDF text, narrow table cells).
             first = line.rstrip()

@@ -12,14 +12,16 @@ most one fuzzy lookup a line, against the keys of a compatible length only.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
 MAX_LABEL_CHARS = 240  # the longest printed label (Swindon's Appendix 2) has about 200
-# Tested in tests/parsers/test_labels.py: one typo in "Name of adult" (92) or a missing letter in
-# "Adress" (92) is accepted; "Other professional's role" against "... email" (76) is not.
+# Tested in tests/parsers/test_labels.py: a wrong letter in "Name of adult" (90) or a missing one in
+# "Adress" (92) is accepted; "Other professional's role" against "... email" (77) and "Agency raising
+# concerns" against "Agency receiving the concerns" (87) are not.
 FUZZY_CUTOFF = 88.0
 FUZZY_MIN_CHARS = 6  # shorter keys ("DOB", "Tel", "Email") must be written exactly
 WEAK_MIN_WORDS = 4  # labels this long may be followed by a space instead of a separator
@@ -38,6 +40,7 @@ _COLON_LABEL = re.compile(r"[A-Z][^:\n]{0,80}:[ \t]*$")
 _CONNECTIVES = frozenset({"of", "for", "by"})
 
 
+@lru_cache(maxsize=4096)
 def _norm_word(word: str) -> str:
     w = word.lower().replace("'", "").replace("’", "").replace("-", "")
     if len(w) > 4 and w.endswith("ies"):
@@ -47,20 +50,20 @@ def _norm_word(word: str) -> str:
     return w
 
 
-def _parts(text: str) -> list[tuple[str, int, bool]]:
-    """(normalised word, end offset in `text`, is filler); "D.O.B" is one word "dob"."""
-    out: list[tuple[str, int, bool]] = []
-    single = False  # the previous word was a single letter: "D.O.B", "N.H.S"
+def _parts(text: str) -> Iterator[tuple[str, int, bool]]:
+    """(normalised word, end offset in `text`, is filler), lazily; "D.O.B" is one word "dob"."""
+    pending: tuple[str, int] | None = None  # a run of single letters: "D.O.B", "N.H.S"
     for m in _WORD.finditer(text):
         w = _norm_word(m.group(0))
-        letter = len(w) == 1 and w.isalpha()
-        if letter and single and out:
-            prev = out[-1][0] + w
-            out[-1] = (prev, m.end(), prev in _FILLER)
-        else:
-            out.append((w, m.end(), w in _FILLER))
-        single = letter
-    return out
+        if len(w) == 1 and w.isalpha():
+            pending = (pending[0] + w, m.end()) if pending else (w, m.end())
+            continue
+        if pending:
+            yield pending[0], pending[1], pending[0] in _FILLER
+            pending = None
+        yield w, m.end(), w in _FILLER
+    if pending:
+        yield pending[0], pending[1], pending[0] in _FILLER
 
 
 def normalise(label: str) -> str:
@@ -133,15 +136,23 @@ class LabelIndex:
 
     def match(self, line: str, min_end: int = 0, fuzzy: bool = True) -> LabelMatch | None:
         """The label starting `line`, if any, ending after `min_end`; longest exact match first."""
+        return self.read_line(line, min_end, fuzzy)[0]
+
+    def read_line(self, line: str, min_end: int = 0, fuzzy: bool = True
+                  ) -> tuple[LabelMatch | None, bool]:
+        """`match`, and whether every word of the line starts a known wording (so a label wrapped
+        onto the next line may continue there)."""
         lead = _LEAD.match(line)
         start = lead.end() if lead else 0
         head = line[start:start + MAX_LABEL_CHARS]
         best: LabelMatch | None = None
         key = ""
+        open_ended = len(line) - start <= MAX_LABEL_CHARS
         for word, end, filler in _parts(head):
             if not filler:
                 key = f"{key} {word}" if key else word
                 if key not in self._prefixes:
+                    open_ended = False
                     break
             elif best is not None and best.key == key:
                 continue  # "Nature of the dispute: The ...": "The" is the value's
@@ -150,9 +161,10 @@ class LabelIndex:
             value_start = _value_start(line, start + end, self._words[key] >= WEAK_MIN_WORDS)
             if value_start is not None:
                 best = LabelMatch(key, start + end, value_start, 100.0)
+        open_ended = open_ended and bool(key)
         if best is not None or not fuzzy:
-            return best
-        return self._fuzzy(line, start, head, min_end)
+            return best, open_ended
+        return self._fuzzy(line, start, head, min_end), open_ended
 
     def _fuzzy(self, line: str, start: int, head: str, min_end: int) -> LabelMatch | None:
         sep = _SEP.search(head)

@@ -289,6 +289,8 @@ def test_labels_of_different_fields_are_not_confused(rendering: str, first: tupl
     ("Name of adlut", "adult_name"), ("Adress", "adult_address"),
     ("Date of brith", "adult_dob"), ("Name of person raisng concern", "raiser_name"),
     ("Other agencys", "others_involved.agency"), ("Adult name of", "adult_name"),
+    ("Agency rasing concerns", "raiser_agency"),
+    ("Agency recieving the concerns", "others_involved.agency"),
     # a different field's label, or no label: rejected (None) or read as its own field
     ("Name of person raising concern", "raiser_name"), ("Name of adult", "adult_name"),
     ("Other agency", "others_involved.agency"), ("Agency", "raiser_agency"),
@@ -309,10 +311,14 @@ def test_threshold_sits_between_a_typo_and_a_neighbouring_field() -> None:
     typo = index.match("Name of adilt: x")
     assert typo is not None and typo.key == "name adult" and FUZZY_CUTOFF <= typo.score < 100
     assert index.match("Adress: x") is not None
-    # "role" written where "email" is known (and vice versa) scores well under the cutoff.
+    # "role" written where only "email" is known scores well under the cutoff; the closest pair
+    # of different fields' wordings ("raising" / "receiving") just under it.
     only_email = LabelIndex(["Other professional's email"])
     assert only_email.match("Other professional's role: x") is None
     assert only_email.match("Other profesional's email: x") is not None
+    only_receiving = LabelIndex(["Agency receiving the concerns"])
+    assert only_receiving.match("Agency raising concerns: x") is None
+    assert only_receiving.match("Agency recieving concerns: x") is not None
 
 
 # --- a label never swallows the next ------------------------------------------------------------
