@@ -26,6 +26,7 @@ class Envelope:
     references: Sequence[str] = field(default_factory=tuple)
     auto_submitted: str = "auto-generated"   # "auto-replied" for acknowledgements (RFC 3834)
     subject_prefix: str = ""                 # e.g. "[secure]" for NHSmail's encryption gateway
+    signature: str | None = None             # X-Mailflow-Signature: HMAC of the Message-ID
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -42,6 +43,8 @@ class Attachment:
     content_type: str
     data: bytes = field(repr=False)
 
+
+SIGNATURE_HEADER = "X-Mailflow-Signature"
 
 # CRLF line ends, as SMTP sends them; headers stay on one line up to RFC 5322's hard limit
 # rather than folding at 78 characters.
@@ -69,6 +72,9 @@ def compose(mail: RenderedMail, env: Envelope, date: datetime,
     # RFC 3834: never answered by auto-responders; not "All", which would suppress the bounces we want.
     msg["Auto-Submitted"] = env.auto_submitted
     msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
+    # Survives relays that strip the two above: mailflow knows its own mail by it and never answers it.
+    if env.signature:
+        msg[SIGNATURE_HEADER] = env.signature
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
     for a in attachments:

@@ -36,6 +36,7 @@ class DaemonSettings:
     mailbox_stale_minutes: int = 30  # watchdog: mailbox not read successfully for this long
     outbox_stale_minutes: int = 30   # watchdog: an unsent message older than this
     sender_messages_per_hour: int = 20  # more from one sender is a loop or a flood: not acted on
+    reply_token_days: int = 60      # a reply token acts for this many days after the mail that carried it
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from mailflow.composer import Envelope, compose
-from mailflow.core.references import new_message_id
+from mailflow.core.references import new_message_id, sign_message_id
 from mailflow.db.models import MailboxSync, OutboxMessage
 from mailflow.transports.base import OutgoingMail, SendError
 from mailflow.watchdog import Problem, Thresholds, check_health
@@ -62,8 +62,9 @@ class Watchdog:
 
     def _email(self, rt: PartnershipRuntime, problem: Problem, now: datetime) -> bool:
         rendered = rt.renderer.render("watchdog_alert", {"partnership": rt.config, "problem": problem, "now": now})
-        env = Envelope(from_addr=rt.config.address, to=rt.config.business_team,
-                       message_id=new_message_id(None, self.app.config.message_id_domain))
+        message_id = new_message_id(None, self.app.config.message_id_domain)
+        env = Envelope(from_addr=rt.config.address, to=rt.config.business_team, message_id=message_id,
+                       signature=sign_message_id(message_id, self.app.secret_key))
         raw = compose(rendered, env, now).as_bytes()
         mail = OutgoingMail(env.message_id, rt.config.address, env.recipients, raw)
         for other in [rt, *[r for r in self.app.runtimes() if r is not rt]]:

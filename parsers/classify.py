@@ -3,18 +3,44 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from parsers.message import Mail
+from parsers.model import ParsedMessage
 
 _DAEMON = re.compile(
     r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounces?|microsoftexchange[0-9a-f]*)"
     r"(?:[+@.]|$)", re.I)
 _LIST_REQUEST = re.compile(r"^[^@]*-(?:request|bounces?|owner)(?:\+[^@]*)?@", re.I)
 _NOREPLY = re.compile(r"^(?:no-?reply|do-?not-?reply|donotreply|notifications?)(?:[+@.]|$)", re.I)
+# Subjects that auto-responders write (Outlook/Exchange, Gmail, Apple Mail, Thunderbird, Domino,
+# in the common European and other languages): an auto-reply even when every header that says so
+# was stripped on the way. Anchored at the start, after gateway tags such as "[EXTERNAL]"; a
+# person's "Re: Automatic reply: ..." is not matched.
+_OOO_PHRASES = (
+    # English
+    r"automatic reply", r"auto(?:matic)?[- ]?reply", r"auto[- ]?response", r"autoreply",
+    r"out of (?:the )?office", r"away from (?:the |my )?office",
+    # German, Dutch, Scandinavian, Finnish
+    r"abwesenheitsnotiz", r"automatische antwort", r"automatisch antwoord", r"afwezigheidsbericht",
+    r"autosvar", r"automatisk svar", r"automatiskt svar", r"fraværsmelding", r"automaattinen vastaus",
+    # French, Spanish, Portuguese, Italian, Romanian, Catalan
+    r"r[ée]ponse automatique", r"absence du bureau", r"absent du bureau", r"message d'absence",
+    r"respuesta autom[áa]tica", r"fuera de la oficina", r"ausente de la oficina",
+    r"resposta autom[áa]tica", r"fora do escrit[óo]rio", r"ausente do escrit[óo]rio",
+    r"risposta automatica", r"fuori ufficio", r"r[ăa]spuns automat",
+    r"resposta autom[àa]tica",
+    # Central and Eastern European, Greek, Turkish
+    r"odpowied[źz] automatyczna", r"automatick[áa] odpov[ěe][ďd]", r"automatick[áa] odpove[ďd]",
+    r"automatikus v[áa]lasz", r"automatski odgovor", r"samodejni odgovor",
+    r"автоматический ответ", r"автоматична відповідь", r"автоматичен отговор",
+    r"αυτόματη απάντηση", r"otomatik yan[ıi]t", r"otomatik cevap",
+    # Asian
+    r"自动回复", r"自動回覆", r"自動回復", r"自動応答", r"不在通知", r"자동 회신", r"자동 응답",
+)
 _OOO_SUBJECT = re.compile(
-    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?reply|out of (?:the )?office|autoreply"
-    r"|abwesenheitsnotiz|r[ée]ponse automatique|away from (?:the )?office)\b", re.I)
+    r"^\s*(?:\[[^\[\]]{0,40}\]\s*){0,3}(?:" + "|".join(_OOO_PHRASES) + r")(?!\w)", re.I)
 _NDR_SUBJECT = re.compile(
     r"^\s*(?:undeliverable|undelivered mail|delivery status notification \(failure\)"
     r"|mail delivery (?:failed|failure|subsystem)|returned mail|delivery has failed"
@@ -63,8 +89,9 @@ def classify_automated(m: Mail) -> Verdict:
         v.reasons.append(f"Auto-Submitted: {auto_sub}")
     if m.header("X-Autoreply") or m.header("X-Autorespond") or precedence == "auto_reply":
         v.reasons.append("auto-reply header")
-    if _OOO_SUBJECT.match(m.subject) and (suppress or rules_loop or auto_sub):
-        v.reasons.append("Exchange automatic reply")
+    if _OOO_SUBJECT.match(m.subject):
+        # The subject alone is enough: relays strip Auto-Submitted and X-Auto-Response-Suppress.
+        v.reasons.append("automatic reply (subject)")
     if "all" in suppress.replace(" ", "").split(",") and rules_loop and not listy:
         v.reasons.append("X-Auto-Response-Suppress: All with X-MS-Exchange-Inbox-Rules-Loop")
     if empty_rp:
@@ -87,6 +114,44 @@ def classify_automated(m: Mail) -> Verdict:
     if rules_loop and not v.automated:
         v.warnings.append("forwarded by an Exchange inbox rule (X-MS-Exchange-Inbox-Rules-Loop)")
     return v
+
+
+@dataclass(frozen=True)
+class OwnMail:
+    """How mailflow knows mail it sent itself, given by the engine (the parser holds no config
+    or secret): its partnerships' addresses, its Message-ID domain, and a check of the
+    X-Mailflow-Signature it signs each Message-ID with."""
+
+    addresses: Collection[str]
+    message_id_domains: Collection[str]
+    signature_valid: Callable[[str | None, str | None], bool] = lambda _msgid, _sig: False
+
+
+def own_mail_reason(pm: ParsedMessage, own: OwnMail) -> str | None:
+    """Why `pm` is mailflow's own mail come back (a loop through a relay, a forwarding rule, a
+    copy to itself), or None. Holds when Auto-Submitted and X-Auto-Response-Suppress were
+    stripped: any one of its From or envelope address, its Message-ID's domain, or a valid
+    signature is enough."""
+    addresses = {_unplussed(a) for a in own.addresses}
+    for what, addr in (("From", pm.from_addr), ("envelope sender", pm.return_path)):
+        if addr and _unplussed(addr) in addresses:
+            return f"mailflow's own mail ({what} is the partnership address)"
+    domain = _msgid_domain(pm.message_id)
+    if domain and domain in {d.lower() for d in own.message_id_domains}:
+        return "mailflow's own mail (its Message-ID domain)"
+    if pm.mailflow_signature and own.signature_valid(pm.message_id, pm.mailflow_signature):
+        return "mailflow's own mail (signed X-Mailflow-Signature)"
+    return None
+
+
+def _unplussed(address: str) -> str:
+    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}"
+
+
+def _msgid_domain(message_id: str | None) -> str | None:
+    found = _MSGID.fullmatch((message_id or "").strip())
+    return found.group(0)[1:-1].rpartition("@")[2].lower() if found else None
 
 
 def _bounce_details(m: Mail, v: Verdict) -> None:

@@ -21,6 +21,9 @@ class ParseLimits:
 class Command:
     name: str
     text: str
+    # Why it cannot be meant, so is refused rather than applied: "placeholder" (the text is
+    # mailflow's own `<the agreed outcome>`) or "ambiguous" (#resolved and #escalate together).
+    refused: str | None = None
 
 
 @dataclass
@@ -41,6 +44,7 @@ class ParsedMessage:
     case_ref: str | None = None
     case_ref_source: str | None = None
     reply_token: str | None = None
+    mailflow_signature: str | None = None        # X-Mailflow-Signature: on mailflow's own mail
     commands: list[Command] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
@@ -65,7 +69,8 @@ class ParsedMessage:
             "case_ref": self.case_ref,
             "case_ref_source": self.case_ref_source,
             "reply_token": self.reply_token,
-            "commands": [{"name": c.name, "text": c.text} for c in self.commands],
+            "commands": [{"name": c.name, "text": c.text, **({"refused": c.refused} if c.refused else {})}
+                         for c in self.commands],
             "fields": self.fields,
             "missing": list(self.missing),
             "warnings": list(self.warnings),

@@ -146,6 +146,7 @@ def _copy_headers(m: Mail, pm: ParsedMessage) -> None:
     pm.reply_to = list(m.reply_to)
     pm.date = m.date
     pm.return_path = m.return_path
+    pm.mailflow_signature = m.header("X-Mailflow-Signature")
 
 
 def _collect_warnings(m: Mail, pm: ParsedMessage) -> None:

@@ -11,8 +11,9 @@ REF = r"[A-Z][A-Z0-9]{1,9}-\d{4}-\d{4,}"
 _REF_RE = re.compile(rf"(?<![A-Za-z0-9-])({REF})(?![0-9])")
 # mailflow's own Message-IDs: <SSP-2026-0007.3f9a1c2b7d@mailflow.example>
 _OWN_MSGID = re.compile(rf"^<({REF})\.([0-9a-f]{{6,}})@[^<>@\s]+>$", re.I)
-# Reply token in a plus address: local+SSP-2026-0007.<hexsig>@domain
-_TOKEN = re.compile(rf"^[^+@\s]+\+(({REF})\.([0-9a-fA-F]{{6,}}))@", re.I)
+# Reply token in a plus address: local+SSP-2026-0007.<stage>.<yyyymmdd>.<hexsig>@domain, or the
+# first format without stage and expiry, local+SSP-2026-0007.<hexsig>@domain.
+_TOKEN = re.compile(rf"^[^+@\s]+\+(({REF})((?:\.\d{{1,2}}\.\d{{8}})?\.[0-9a-fA-F]{{6,}}))@", re.I)
 
 KNOWN_COMMANDS = ("resolved", "escalate", "confirmed", "extend", "urgent", "withdraw", "note")
 _NEEDS_TEXT = {"resolved": "an agreed outcome", "escalate": "a reason", "withdraw": "a reason",
@@ -45,7 +46,7 @@ def token_from_addresses(addresses: list[str]) -> tuple[str, str] | None:
     for addr in addresses:
         m = _TOKEN.match(addr.strip())
         if m:
-            return m.group(2).upper() + "." + m.group(3).lower(), m.group(2).upper()
+            return m.group(2).upper() + m.group(3).lower(), m.group(2).upper()
     return None
 
 
@@ -102,10 +103,28 @@ def _strip_text(text: str) -> str:
 
 # --- commands ----------------------------------------------------------------------------------
 
+# What mailflow itself writes after a command in its "How to answer" help (templates/_base.*.j2,
+# final_alert.*): a command carrying it was copied, not meant. tests/engine/test_commands.py checks
+# that every placeholder in the bundled templates is recognised here.
+_PLACEHOLDER = re.compile(r"^<\s*(?:the\s+agreed\s+outcome|outcome|reason|n|text)\s*>", re.I)
+_HELP_TEXT = {"confirmed": "the outcome has been confirmed in writing",
+              "urgent": "the adult is at risk: use the policy's urgent timescales"}
+
+
+def _is_placeholder(command: Command) -> bool:
+    text = " ".join(command.text.split()).lower()
+    help_text = _HELP_TEXT.get(command.name)
+    return bool(_PLACEHOLDER.match(text)) or (help_text is not None and text.startswith(help_text))
+
+
 def extract_commands(new_text: str) -> tuple[list[Command], list[str]]:
     """Commands at the start of a line; a command's text runs on until a blank line or the next.
 
     Unknown commands are ignored with a warning; `#extend` needs a number of days first.
+    Commands that cannot be meant are kept but marked `refused` (the engine refuses them and
+    says why): one whose text is mailflow's own placeholder (`#resolved <the agreed outcome>`),
+    and #resolved together with #escalate (ambiguous: neither applies). Placeholders are set
+    aside first, so a copied help line does not make a genuine command ambiguous.
     """
     commands: list[Command] = []
     warnings: list[str] = []
@@ -128,7 +147,10 @@ def extract_commands(new_text: str) -> tuple[list[Command], list[str]]:
             current.text = (current.text + "\n" + line.strip()).strip()
     kept: list[Command] = []
     for c in commands:
-        if c.name == "extend":
+        if _is_placeholder(c):
+            c.refused = "placeholder"
+            warnings.append(f"#{c.name} carries mailflow's placeholder, not a real text")
+        elif c.name == "extend":
             m = re.match(r"^(\d{1,2})\b\s*(?:working\s+days?|days?)?\s*[:,\-–]?\s*(.*)$", c.text,
                          re.I | re.S)
             if m and int(m.group(1)) > 0:
@@ -139,9 +161,12 @@ def extract_commands(new_text: str) -> tuple[list[Command], list[str]]:
         elif c.name in _NEEDS_TEXT and not c.text:
             warnings.append(f"#{c.name} without {_NEEDS_TEXT[c.name]}")
         kept.append(c)
-    names = {c.name for c in kept}
+    names = {c.name for c in kept if c.refused is None}
     if "resolved" in names and "escalate" in names:
         warnings.append("both #resolved and #escalate given")
+        for c in kept:
+            if c.name in ("resolved", "escalate") and c.refused is None:
+                c.refused = "ambiguous"
     if "withdraw" in names and len(names) > 1:
         warnings.append("#withdraw given with other commands")
     return kept, warnings

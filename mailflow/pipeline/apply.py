@@ -15,10 +15,12 @@ from mailflow.core.lifecycle import InvalidTransition, State
 from mailflow.db.models import Case, InboundMessage, OutboxMessage
 from mailflow.db.store import record_event
 from mailflow.pipeline import cases
-from mailflow.pipeline.authorise import over_rate_limit, verify_reply
+from mailflow.pipeline.authorise import over_rate_limit, own_mail, verify_reply
 from mailflow.pipeline.cases import Actor
+from mailflow.pipeline.floods import HELD_REASON
 from mailflow.pipeline.notices import business_team, notify
 from mailflow.sources.base import Outcome
+from parsers.classify import own_mail_reason
 from parsers.replies import ref_from_subject
 
 if TYPE_CHECKING:
@@ -33,8 +35,18 @@ def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inb
                   now: datetime) -> tuple[Outcome, str | None]:
     inbound.sender = parsed.from_addr
     actor = Actor(parsed.from_addr or "unknown sender", inbound, parsed.message_id)
+    own = own_mail_reason(parsed, own_mail(rt))
+    if own is not None:
+        # A loop (a relay, a forwarding rule, a copy to itself): never acted on, never answered.
+        record_event(s, now, "system", "own_mail", inbound=inbound, why=own)
+        return Outcome.PROCESSED, own
     if parsed.kind == "bounce":
         return _bounce(s, rt, parsed, inbound, now), None
+    if parsed.kind == "unrelated":
+        return Outcome.LEFT, "unrelated mail"
+    if over_rate_limit(s, rt, parsed.from_addr, now):
+        # Held unread; ingest tells the business team once an hour per sender (pipeline/floods.py).
+        return Outcome.QUARANTINED, HELD_REASON
     if parsed.kind == "auto_reply":
         case = _case_of(s, rt, parsed)
         if case is not None:
@@ -43,10 +55,6 @@ def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inb
             record_event(s, now, actor.address, "auto_reply", case=case, inbound=inbound)
         inbound.case_id = case.id if case else None
         return Outcome.PROCESSED, None
-    if parsed.kind == "unrelated":
-        return Outcome.LEFT, "unrelated mail"
-    if over_rate_limit(s, rt, parsed.from_addr, now):
-        return Outcome.QUARANTINED, "too many messages from this sender in the last hour"
     if parsed.kind == "form":
         case = cases.open_case(s, rt, parsed, actor, now)
         inbound.case_id = case.id
@@ -67,11 +75,35 @@ def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inb
         return Outcome.PROCESSED, "unverified: " + "; ".join(verdict.reasons)
     if case.state == State.INCOMPLETE and parsed.fields:
         cases.complete_case(s, rt, case, parsed.fields, actor, now)
-    if not parsed.commands and case.state != State.INCOMPLETE:
+    usable = [c for c in parsed.commands if c.refused is None]
+    if not usable and case.state != State.INCOMPLETE:
         cases.note(s, case, actor, now, parsed.new_text)
-    for command in parsed.commands:
+    _refuse_unmeant(s, rt, case, [c for c in parsed.commands if c.refused], actor, now)
+    for command in usable:
         _command(s, rt, case, command, actor, now)
     return Outcome.PROCESSED, None
+
+
+def _refuse_unmeant(s: Session, rt: PartnershipRuntime, case: Case, refused: list[Command], actor: Actor,
+                    now: datetime) -> None:
+    """Commands that cannot be meant change nothing; the sender is told why (and, for #resolved
+    with #escalate, the business team too)."""
+    for command in (c for c in refused if c.refused == "placeholder"):
+        why = (f"the text after #{command.name} is mailflow's own placeholder from its instructions, "
+               f"not yours: reply again with the real text in its place "
+               f"(for example '#resolved care package agreed at the meeting')")
+        record_event(s, now, actor.address, "command_refused", case=case, command=command.name, why=why)
+        notify(s, rt, case, "case_update", now, to=[actor.address], change=f"#{command.name} not applied",
+               detail=why, by=actor.address, in_reply_to=actor.message_id)
+    ambiguous = [c for c in refused if c.refused == "ambiguous"]
+    if ambiguous:
+        why = ("one reply both resolved and escalated the case, so neither was applied: "
+               "reply again with the one you mean")
+        for command in ambiguous:
+            record_event(s, now, actor.address, "command_refused", case=case, command=command.name, why=why)
+        notify(s, rt, case, "case_update", now, to=[actor.address], cc=business_team(rt),
+               change="#resolved and #escalate not applied", detail=why, by=actor.address,
+               in_reply_to=actor.message_id)
 
 
 def _command(s: Session, rt: PartnershipRuntime, case: Case, command: Command, actor: Actor,

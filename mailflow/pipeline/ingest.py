@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from mailflow.db.models import InboundMessage
 from mailflow.db.store import find_duplicate, record_event
 from mailflow.pipeline.apply import apply_message
+from mailflow.pipeline.floods import is_flood_hold, tell_business_team_once
 from mailflow.pipeline.outbox import queue_mail
 from mailflow.sources.base import InboundMail, Outcome
 from parsers import parse_message
@@ -88,5 +89,8 @@ def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str 
 
 def _tell_business_team(s, rt: PartnershipRuntime, inbound: InboundMessage, now) -> None:  # type: ignore[no-untyped-def]
     record_event(s, now, "system", "quarantined", inbound=inbound, reason=inbound.reason)
+    if is_flood_hold(inbound):  # one summary per sender an hour, not a notice for each
+        tell_business_team_once(s, rt, inbound, now)
+        return
     queue_mail(s, rt, kind="quarantine_notice", to=rt.config.business_team, now=now,
                context={"inbound": inbound})

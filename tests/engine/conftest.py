@@ -5,7 +5,7 @@ ledger, the events and the deadlines. Invented people only (the example director
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +57,25 @@ class Harness:
         return rows[-1]
 
     def reply(self, ref: str, sender: str, body: str, *, how: str = "thread",
-              headers: dict[str, str] | None = None, subject: str | None = None) -> tuple[Outcome, str | None]:
+              headers: dict[str, str] | None = None, subject: str | None = None,
+              token: str | None = None) -> tuple[Outcome, str | None]:
         """A reply about case `ref`: tied by thread (answers the latest notice sender received),
-        by signed token (plus-address in To), or not at all ("tag": only the subject tag)."""
+        by signed token (plus-address in To: `token`, else one minted now for the case's current
+        stage), or not at all ("tag": only the subject tag)."""
         in_reply_to, to = None, ADDRESS
         if how == "thread":
             in_reply_to = self.last_sent(ref, sender).message_id
         elif how == "token":
-            to = f"safeguarding+{sign_token(ref, self.app.secret_key)}@ssp.example.org"
+            to = f"safeguarding+{token or self.token(ref)}@ssp.example.org"
         raw = make_message(sender, subject or f"Re: [{ref}] Stage update", body, to=to,
                            in_reply_to=in_reply_to, references=in_reply_to, headers=headers,
                            date=self.clock.now())
         return self.ingest(raw)
+
+    def token(self, ref: str, stage: int | None = None, days: int = 60) -> str:
+        """A genuine reply token for the case, as a notice sent now would carry."""
+        return sign_token(ref, self.app.secret_key, stage=stage or self.case(ref)["stage"],
+                          expires=(self.clock.now() + timedelta(days=days)).date())
 
     # -- time
     def sweep(self, at: datetime | None = None, dry_run: bool = False) -> SweepResult:

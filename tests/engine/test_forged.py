@@ -65,10 +65,9 @@ def test_token_of_another_case_does_not_tie(h):
     ref = h.open_case()
     other = h.open_case()
     before = h.snapshot(ref)
-    from mailflow.core.references import sign_token
     from tests.conftest import make_message
 
-    to = f"safeguarding+{sign_token(other, h.app.secret_key)}@ssp.example.org"
+    to = f"safeguarding+{h.token(other)}@ssp.example.org"
     h.ingest(make_message(ASC_MANAGER, f"Re: [{ref}] Stage 1", "#resolved all sorted", to=to))
     _assert_unchanged_and_reported(h, ref, before, told=True, reason="not tied to the case")
     assert h.case(other)["state"] == "open"

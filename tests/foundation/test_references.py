@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select
 
-from mailflow.core.references import REFERENCE, format_reference, sign_token, verify_token
+from mailflow.core.references import REFERENCE, format_reference, read_token, sign_legacy_token, sign_token
 from mailflow.db.database import Database
 from mailflow.db.models import Case
 from mailflow.db.store import next_reference
@@ -60,9 +60,17 @@ def test_reference_format_and_tokens() -> None:
     assert format_reference("SSP", 2026, 7) == "SSP-2026-0007"
     assert format_reference("SSP", 2026, 12345) == "SSP-2026-12345"
     assert REFERENCE.search("RE: [secure] [SSP-2026-0007] Stage 2").group(0) == "SSP-2026-0007"
-    token = sign_token("SSP-2026-0007", b"key")
-    assert verify_token(token, b"key") == "SSP-2026-0007"
-    assert verify_token(token, b"other key") is None
-    assert verify_token(token.replace("0007", "0008"), b"key") is None
-    with pytest.raises(AttributeError):
-        verify_token(None, b"key")  # type: ignore[arg-type]
+    token = sign_token("SSP-2026-0007", b"key", stage=2, expires=date(2027, 2, 19))
+    assert token.startswith("SSP-2026-0007.2.20270219.")
+    claims = read_token(token, b"key")
+    assert claims is not None and (claims.reference, claims.stage, claims.expires) == \
+        ("SSP-2026-0007", 2, date(2027, 2, 19))
+    assert read_token(token, b"other key") is None
+    assert read_token(token.replace("0007", "0008"), b"key") is None
+    # The stage and the expiry are signed: neither can be moved on.
+    assert read_token(token.replace(".2.", ".3."), b"key") is None
+    assert read_token(token.replace("20270219", "20370219"), b"key") is None
+    legacy = read_token(sign_legacy_token("SSP-2026-0007", b"key"), b"key")
+    assert legacy is not None and legacy.legacy and legacy.stage is None and legacy.expires is None
+    with pytest.raises(TypeError):
+        read_token(None, b"key")  # type: ignore[arg-type]
