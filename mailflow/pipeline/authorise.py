@@ -62,9 +62,10 @@ def token_problem(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, cas
     A token names the case, the stage it was sent at and the last day it acts
     ([daemon] reply_token_days after the mail that carried it, 60 by default). Expired, it
     cannot act; from another stage, it acts only when its holder (the sender) is still a
-    participant of the case or the business team. A token of the first format (no stage, no
-    expiry, still in people's mailboxes) is read as from an unknown stage, so its holder must
-    still be a participant, and as expiring `reply_token_days` after mailflow last sent it
+    participant: involved at the case's current stage (see `_still_participant`). A token of
+    the first format (no stage, no expiry, still in people's mailboxes) is read as from an
+    unknown stage, so its holder must still be a participant, and as expiring
+    `reply_token_days` after mailflow last sent it
     (the newest outbox row carrying it): none is minted any more, so all expire within that
     many days of the upgrade."""
     if not parsed.reply_token:
@@ -95,10 +96,13 @@ def _legacy_token_sent_since(s: Session, case: Case, token: str, since: datetime
 
 
 def _still_participant(rt: PartnershipRuntime, case: Case, sender: str | None) -> bool:
+    """Someone the case involves now: its raiser and other side (every stage), the people of its
+    current stage, or the business team. Managers of an earlier stage are no longer."""
     if not sender:
         return False
-    sender = sender.lower()
-    return sender in {p.email.lower() for p in case.participants} | {a.lower() for a in business_team(rt)}
+    now_involved = {p.email.lower() for p in case.participants if p.stage is None or p.stage == case.stage}
+    now_involved |= {a.lower() for a in [*tier_people(rt, case, case.stage), *business_team(rt)]}
+    return sender.lower() in now_involved
 
 
 def sender_allowed(rt: PartnershipRuntime, case: Case, sender: str | None) -> bool:
