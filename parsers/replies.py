@@ -106,7 +106,7 @@ def _strip_text(text: str) -> str:
 # What mailflow itself writes after a command in its "How to answer" help (templates/_base.*.j2,
 # final_alert.*): a command carrying it was copied, not meant. tests/engine/test_commands.py checks
 # that every placeholder in the bundled templates is recognised here.
-_PLACEHOLDER = re.compile(r"^<\s*(?:the\s+agreed\s+outcome|outcome|reason|n|text)\s*>", re.I)
+_PLACEHOLDER = re.compile(r"^<\s*(?:(?:the\s+)?(?:agreed\s+)?outcome|reason|n|text)\s*>", re.I)
 _HELP_TEXT = {"confirmed": "the outcome has been confirmed in writing",
               "urgent": "the adult is at risk: use the policy's urgent timescales"}
 

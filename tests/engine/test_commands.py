@@ -33,7 +33,8 @@ def test_every_placeholder_in_the_templates_is_recognised() -> None:
         assert [c.refused for c in commands] == ["placeholder"], line
 
 
-@pytest.mark.parametrize("body", ["#resolved <the agreed outcome>", "#resolved <outcome>", "#escalate <reason>",
+@pytest.mark.parametrize("body", ["#resolved <the agreed outcome>", "#resolved <outcome>", "#resolved <agreed outcome>",
+                                  "#escalate <reason>",
                                   "#withdraw <reason>", "#extend <N> <reason>", "#note <text>",
                                   "#resolved < The agreed outcome >\nwe met on Tuesday"])
 def test_a_placeholder_command_is_refused_and_the_sender_told(h: Harness, body: str) -> None:
