@@ -9,6 +9,7 @@ from mailflow.core.calendar import Due, WorkingCalendar
 from mailflow.core.policy import FINAL_NOTIFY, Policy, Stage, Step
 
 FINAL_STEP = "final"  # DeadlineSpec.step of the final action
+FALLBACK_REPEAT_DAYS = 5  # a stage without an escalating timescale repeats a routing request this often
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,44 @@ def confirm_deadline(policy: Policy, stage: int, resolved_at: datetime,
     if step is None or step.days is None:
         return None
     return _spec(policy, s, step, resolved_at, urgent)
+
+
+def handover_deadline(policy: Policy, stage: int, chased_due: datetime, urgent: bool) -> DeadlineSpec | None:
+    """Written confirmation was chased when it fell due at `chased_due`; if it still has not come
+    within the confirmation timescale again, the case is handed to the business team."""
+    s = policy.stage(stage)
+    step = s.step("confirm")
+    if step is None or step.days is None:
+        return None
+    days = step.effective_days(urgent)
+    assert days is not None
+    due = policy.calendar.add_working_days(chased_due, days)
+    return DeadlineSpec(
+        stage=stage, step=step.name, due=due.at, days=days, urgent=urgent, counts_from="resolution",
+        escalates=False,
+        rule=(f"hand the case to the business team if written confirmation has still not come "
+              f"{_within(days)} the chase (chased {_day(due.received)}), by close of business "
+              f"{policy.calendar.close_of_business:%H:%M}"),
+        skipped=due.skipped, notify=("business_team",),
+    )
+
+
+def hold_deadline(policy: Policy, stage: int, held_at: datetime, urgent: bool) -> DeadlineSpec:
+    """A case held at `stage` because nobody can be reached there or at the next stage: the
+    routing request is repeated, and the escalation tried again, one stage timescale later."""
+    s = policy.stage(stage)
+    step = s.escalating_step
+    days = step.effective_days(urgent) if step is not None else None
+    days = days if days is not None else FALLBACK_REPEAT_DAYS
+    due = policy.calendar.add_working_days(held_at, days)
+    return DeadlineSpec(
+        stage=stage, step=step.name if step is not None else "resolve", due=due.at, days=days,
+        urgent=urgent, counts_from="stage_start", escalates=True,
+        rule=(f"held at Stage {stage}: nobody to route to there or at the next stage; the routing "
+              f"request is repeated and the escalation tried again {_within(days)} the hold "
+              f"(held {_day(due.received)}), until a contact is assigned"),
+        skipped=due.skipped, notify=("business_team",),
+    )
 
 
 def final_deadline(policy: Policy, last_stage_start: datetime, escalating_due: datetime | None,

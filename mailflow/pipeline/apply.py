@@ -114,6 +114,9 @@ def _command(s: Session, rt: PartnershipRuntime, case: Case, command: Command, a
             case "resolved":
                 cases.resolve(s, rt, case, actor, now, text or "(no outcome given)")
             case "escalate":
+                refused = cases.refuse_escalation_by(rt, case, actor.address)
+                if refused:
+                    raise InvalidTransition(refused)
                 cases.escalate(s, rt, case, actor, now, text or "escalated by reply", clock_start=now)
             case "confirmed":
                 cases.confirm(s, rt, case, actor, now)
@@ -162,6 +165,14 @@ def _bounce(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inbound: 
             OutboxMessage.message_id == parsed.bounced_message_id)).first()
     if row is None:
         record_event(s, now, "system", "bounce_unmatched", inbound=inbound)
+        return Outcome.PROCESSED
+    if row.state == "bounced":
+        # The same message bounced again (a second recipient, a retried DSN): the business team
+        # already has a failure notice for it; record this one, send none.
+        inbound.case_id = row.case_id
+        row.last_error = f"{row.last_error}; bounced for {', '.join(parsed.bounced_recipients) or 'a recipient'}"
+        record_event(s, now, "system", "bounced_again", case=s.get(Case, row.case_id) if row.case_id else None,
+                     inbound=inbound, outbox_id=row.id, recipients=parsed.bounced_recipients)
         return Outcome.PROCESSED
     row.state = "bounced"
     row.last_error = f"bounced for {', '.join(parsed.bounced_recipients) or 'a recipient'}"

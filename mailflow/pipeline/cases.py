@@ -12,11 +12,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from mailflow.addresses import address_of
-from mailflow.core.lifecycle import State, next_state
+from mailflow.core.humanize import long_instant
+from mailflow.core.lifecycle import InvalidTransition, State, next_state
 from mailflow.core.policy import Stage
 from mailflow.db.models import Case, Deadline, Event, InboundMessage
 from mailflow.db.store import next_reference, record_event
-from mailflow.pipeline.deadlines import cancel_pending, schedule_confirmation, schedule_stage
+from mailflow.pipeline import ledger
+from mailflow.pipeline.deadlines import cancel_pending, schedule_confirmation, schedule_hold, schedule_stage
 from mailflow.pipeline.notices import (
     add_participants,
     agencies_of,
@@ -29,6 +31,7 @@ from mailflow.pipeline.notices import (
     tier_people,
     unrouted_parties,
 )
+from mailflow.pipeline.stalls import AWAITING_CHAIR, HANDED_OVER, reachable
 from parsers.forms import missing_fields
 
 if TYPE_CHECKING:
@@ -208,9 +211,15 @@ def _ask_business_team_to_route(s: Session, rt: PartnershipRuntime, case: Case, 
 def escalate(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime,
              reason: str, clock_start: datetime, automatic: bool = False) -> None:
     """Move to the next stage; the new stage's clock starts at `clock_start` (the deadline that
-    ran out, or when a manual escalation was received). At the last stage: the final action."""
+    ran out, or when a manual escalation was received). At the last stage: the final action,
+    once per stage (asking again is refused: the case awaits the chair / the Board)."""
     if case.stage >= rt.policy.last_stage:
-        final_alert(s, rt, case, actor, now, reason)
+        if not final_alert(s, rt, case, actor, now, reason):
+            given = next((e.at for e in reversed(case.events) if e.action == "final_alert"), None)
+            raise InvalidTransition(
+                f"the final alert for Stage {case.stage} was already given"
+                + (f" on {long_instant(given)}" if given else "")
+                + f"; the case is {AWAITING_CHAIR} until it is resolved or closed")
         return
     _transition(case, "escalate")
     for role in _roles(rt, case, rt.policy.stage(case.stage), "before_next_stage"):
@@ -223,17 +232,67 @@ def escalate(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: 
     _start(s, rt, case, actor, now, previous_stage=previous, reason=reason, automatic=automatic)
 
 
+def escalate_or_hold(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime,
+                     reason: str, clock_start: datetime) -> bool:
+    """A stage's time ran out. When nobody can be reached at this stage nor at the next one,
+    moving on would only reach nobody again: the case is held at its stage (said so in the audit
+    trail), the business team is asked again to route it, and the escalation is tried again one
+    stage timescale later. Otherwise it escalates. True when it escalated."""
+    nxt = case.stage + 1
+    if case.stage >= rt.policy.last_stage or reachable(rt, case, case.stage) or reachable(rt, case, nxt):
+        escalate(s, rt, case, actor, now, reason, clock_start=clock_start, automatic=True)
+        return True
+    tier, next_tier = rt.policy.stage(case.stage).tier, rt.policy.stage(nxt).tier
+    problem = (f"nobody to route to: no {tier} contact at Stage {case.stage} and no {next_tier} contact at "
+               f"Stage {nxt} for the case's agencies, so the case is held at Stage {case.stage} until a "
+               f"contact is assigned")
+    retry = schedule_hold(s, rt.policy, case, now)
+    case.updated_at = now
+    _event(s, case, actor, "held", now, stage=case.stage, reason=reason, why=problem,
+           next_try=retry.due_at.isoformat())
+    _ask_business_team_to_route(s, rt, case, now, problem)
+    return False
+
+
 def final_alert(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime,
-                reason: str) -> None:
+                reason: str) -> bool:
+    """The final action, once per case and stage (the ledger key is the stage's start): by the
+    deadline, a reply's #escalate or `cases escalate`, whichever comes first (its own ledger kind,
+    apart from the deadline's key). False when it was already given."""
+    s.flush()
+    if not ledger.claim(s, case.id, case.stage, "final", "final_alert_given", case.stage_started_at, now):
+        return False
     chair = role_addresses(rt, case, "chair")
-    _event(s, case, actor, "final_alert", now, reason=reason)
-    # Once given (on a reply's #escalate at the last stage, or by the deadline), not again.
+    _event(s, case, actor, "final_alert", now, reason=reason, stage=case.stage)
     s.flush()
     s.execute(update(Deadline).where(Deadline.case_id == case.id, Deadline.state == "pending",
                                      Deadline.action == "final_alert").values(state="cancelled", done_at=now))
     s.expire(case, ["deadlines"])
     notify(s, rt, case, "final_alert", now, to=[*business_team(rt), *chair], cc=tier_people(rt, case, case.stage),
            reason=reason)
+    return True
+
+
+def refuse_escalation_by(rt: PartnershipRuntime, case: Case, sender: str) -> str | None:
+    """Why a reply's #escalate from `sender` is not honoured, or None. A manual escalation by email
+    comes from someone who can act at the current stage (its tier's people), a raiser, or the
+    business team; and whoever escalated the case into its current stage by reply or command
+    cannot escalate it again until that stage's people have had their chance (their deadline,
+    or their own #escalate). So one reply moves a case at most one stage, and a flood of
+    #escalate from one manager cannot walk a case through the stages."""
+    who = sender.lower()
+    allowed = {a.lower() for a in [*tier_people(rt, case, case.stage), *raisers(case), *business_team(rt)]}
+    if who not in allowed:
+        return (f"#escalate at Stage {case.stage} is taken from the Stage {case.stage} "
+                f"({rt.policy.stage(case.stage).tier.replace('_', ' ')}) contacts, the raiser or the "
+                f"business team; you can add a #note instead")
+    last = next((e for e in reversed(case.events) if e.action in ("escalated", "reopened", "opened")), None)
+    if last is not None and last.action == "escalated" and not last.detail.get("automatic") \
+            and last.actor.lower() == who and last.detail.get("to_stage") == case.stage:
+        return (f"you escalated this case to Stage {case.stage} on {long_instant(last.at)}; the Stage "
+                f"{case.stage} contacts have their chance first (the case moves on by itself when their "
+                f"deadline passes)")
+    return None
 
 
 def resolve(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime, outcome: str) -> None:
@@ -253,6 +312,19 @@ def confirm(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: d
     _event(s, case, actor, "confirmed", now, stage=case.stage)
     cc = business_team(rt) if rt.policy.stage(case.stage).copy_business_team else []
     notify(s, rt, case, "confirmation_receipt", now, to=_everyone(case), cc=cc, in_reply_to=actor.message_id)
+
+
+def hand_over_confirmation(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor,
+                           now: datetime) -> None:
+    """Written confirmation was chased and still has not come: the business team takes it on.
+    The case stays resolved (a late #confirmed still closes it) and shows as handed over."""
+    case.updated_at = now
+    _event(s, case, actor, "confirmation_handed_over", now, stage=case.stage)
+    detail = (f"The outcome was agreed at Stage {case.stage}"
+              + (f" on {long_instant(case.resolved_at)}" if case.resolved_at else "")
+              + "; written confirmation was due, was chased, and has still not come. Please follow it "
+                "up with the agencies; a #confirmed reply (or `mailflow cases note`) records it.")
+    notify(s, rt, case, "case_update", now, to=business_team(rt), change=HANDED_OVER, detail=detail, by=None)
 
 
 def withdraw(s: Session, rt: PartnershipRuntime, case: Case, actor: Actor, now: datetime, reason: str) -> None:

@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from mailflow.core.deadlines import DeadlineSpec, confirm_deadline, final_deadline, stage_deadlines
+from mailflow.core.deadlines import (
+    DeadlineSpec,
+    confirm_deadline,
+    final_deadline,
+    handover_deadline,
+    hold_deadline,
+    stage_deadlines,
+)
 from mailflow.core.policy import Policy
 from mailflow.db.models import Case, Deadline
 
@@ -98,6 +105,27 @@ def schedule_confirmation(s: Session, policy: Policy, case: Case, now: datetime)
     assert case.resolved_at is not None
     spec = confirm_deadline(policy, case.stage, case.resolved_at, case.urgent)
     return write_specs(s, policy, case, [spec], now) if spec else []
+
+
+def schedule_handover(s: Session, policy: Policy, case: Case, chased_due: datetime,
+                      now: datetime) -> Deadline | None:
+    """After the chase: when the case goes to the business team if confirmation still has not
+    come. No reminder before it: the chase was the reminder."""
+    spec = handover_deadline(policy, case.stage, chased_due, case.urgent)
+    return _single(s, case, spec, "hand_over", now) if spec else None
+
+
+def schedule_hold(s: Session, policy: Policy, case: Case, now: datetime) -> Deadline:
+    """A held case's next try: its other pending deadlines give way to one repeated escalation."""
+    cancel_pending(s, case, now)
+    return _single(s, case, hold_deadline(policy, case.stage, now, case.urgent), "escalate", now)
+
+
+def _single(s: Session, case: Case, spec: DeadlineSpec, action: str, now: datetime) -> Deadline:
+    row = Deadline(case=case, stage=spec.stage, step=spec.step, action=action, due_at=spec.due,
+                   rule=spec.rule, created_at=now, skipped=[[d.isoformat(), name] for d, name in spec.skipped])
+    s.add(row)
+    return row
 
 
 def cancel_pending(s: Session, case: Case, now: datetime) -> None:

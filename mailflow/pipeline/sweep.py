@@ -1,28 +1,37 @@
-"""Act on deadlines that are due: reminders, escalations, final alerts, confirmation chasers.
+"""Act on deadlines that are due: reminders, escalations, final alerts, confirmation chasers and
+hand-overs, holds of cases nobody can be reached for, and the catch-up after downtime.
 
 Cost grows with what is due, not with the number of cases: the query reads the indexed
 (state, due_at) rows only. Each notice fires exactly once per (case, stage, step, action, due instant): the
 ledger's unique key is claimed in the same transaction as the action, so a crash, a re-run or a
 second worker finds it taken. On PostgreSQL, workers share the due rows with SKIP LOCKED.
+
+Catch-up: a case with deadlines that fell due at different instants all found due in one pass,
+the first more than LATE_AFTER ago (the daemon was down while they fell due; on time each is
+acted on at its instant, and each next one is only scheduled by the one before), has them all
+applied in order in one transaction, each claiming its own ledger key, and sends one notice per
+recipient that says so (`_catch_up`). A single deadline noticed late is acted on as usual: its
+notice names the deadline that passed.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailflow.core.humanize import long_instant
 from mailflow.core.lifecycle import State
-from mailflow.db.models import Case, Deadline, LedgerEntry, OutboxMessage
-from mailflow.pipeline import cases
+from mailflow.db.models import Case, Deadline, OutboxMessage
+from mailflow.db.store import record_event
+from mailflow.pipeline import cases, ledger, stalls
 from mailflow.pipeline.cases import Actor
-from mailflow.pipeline.notices import business_team, notify, raisers, tier_people
+from mailflow.pipeline.deadlines import schedule_handover
+from mailflow.pipeline.notices import STEP_LABELS, business_team, notify, raisers, tier_people
 
 if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
@@ -30,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEADLINE_ACTOR = Actor("deadline")
+MAX_CHAIN = 100   # deadlines of one case settled in one transaction (a guard: a case has a handful)
+LATE_AFTER = timedelta(minutes=15)   # a deadline noticed later than this after it fell due was missed
 
 
 @dataclass
@@ -76,6 +87,8 @@ def sweep(rt: PartnershipRuntime, now: datetime, dry_run: bool = False, limit: i
 
 
 def _one(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResult, lock: bool) -> bool:
+    """The earliest due deadline, and then every other deadline of the same case due by `now`, in
+    order, in this one transaction (see `_catch_up`)."""
     stmt = (select(Deadline).join(Case, Deadline.case_id == Case.id)
             .where(Case.partnership == rt.prefix, Deadline.state == "pending", Deadline.due_at <= now)
             .order_by(Deadline.due_at, Deadline.id).limit(1))
@@ -94,24 +107,53 @@ def _one(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResult,
         s.refresh(deadline)   # a worker that held the case may have settled it since our snapshot
         if deadline.state != "pending":
             return True
+    s.flush()
+    queued_before = set(s.scalars(select(OutboxMessage.id).where(OutboxMessage.case_id == case.id)))
+    acted: list[tuple[Deadline, str]] = []
+    for _ in range(MAX_CHAIN):
+        what = _apply(s, rt, case, deadline, now, result)
+        if what is not None:
+            acted.append((deadline, what))
+        nxt = s.scalars(select(Deadline).where(Deadline.case_id == case.id, Deadline.state == "pending",
+                                               Deadline.due_at <= now)
+                        .order_by(Deadline.due_at, Deadline.id).limit(1)).first()
+        if nxt is None:
+            break
+        deadline = nxt
+    if _caught_up_late(acted, now):
+        _catch_up(s, rt, case, acted, queued_before, now)
+    return True
+
+
+def _caught_up_late(acted: list[tuple[Deadline, str]], now: datetime) -> bool:
+    """Deadlines of one case that fell due at different instants were all found due in one pass,
+    and the first of them more than LATE_AFTER ago: the service was not running in between. (Two
+    deadlines a policy puts at the same instant, e.g. "respond" and "resolve" both within one
+    working day, are on time together; a pass running a few minutes behind is not downtime.)"""
+    return len({d.due_at for d, _ in acted}) > 1 and now - min(d.due_at for d, _ in acted) > LATE_AFTER
+
+
+def _apply(s: Session, rt: PartnershipRuntime, case: Case, deadline: Deadline, now: datetime,
+           result: SweepResult) -> str | None:
+    """Settle one due deadline: act on it (what was done, for a person) or skip it (None)."""
     deadline.state, deadline.done_at = "done", now
     s.flush()
     applies = _still_applies(deadline, case) and not _stale_reminder(deadline, case, now)
     if not applies or not _claim(s, deadline, now):
         deadline.state = "cancelled" if not applies else "done"
         result.skipped += 1
-        return True
-    _act(s, rt, case, deadline, now)
+        return None
+    what = _act(s, rt, case, deadline, now)
     result.fired.append(Fired(case.reference, deadline.stage, deadline.step, deadline.action, deadline.due_at))
     log.info("%s: %s for stage %s %s (due %s)", case.reference, deadline.action, deadline.stage,
              deadline.step, deadline.due_at.isoformat())
-    return True
+    return what
 
 
 def _still_applies(d: Deadline, case: Case) -> bool:
     if d.stage != case.stage:
         return False
-    if d.step == "confirm":   # the chaser and its reminder: while written confirmation is awaited
+    if d.step == "confirm":   # the chaser, its reminder and the hand-over: while confirmation is awaited
         return case.state == State.RESOLVED
     return case.state == State.OPEN
 
@@ -124,29 +166,75 @@ def _stale_reminder(d: Deadline, case: Case, now: datetime) -> bool:
 
 def _claim(s: Session, d: Deadline, now: datetime) -> bool:
     """Take the ledger key; False when this notice has already fired."""
-    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (insert(LedgerEntry)
-            .values(case_id=d.case_id, stage=d.stage, step=d.step, kind=d.action, due_at=d.due_at, fired_at=now)
-            .on_conflict_do_nothing(index_elements=["case_id", "stage", "step", "kind", "due_at"])
-            .returning(LedgerEntry.id))
-    return s.execute(stmt).scalar() is not None
+    return ledger.claim(s, d.case_id, d.stage, d.step, d.action, d.due_at, now)
 
 
-def _act(s: Session, rt: PartnershipRuntime, case: Case, d: Deadline, now: datetime) -> None:
+def _act(s: Session, rt: PartnershipRuntime, case: Case, d: Deadline, now: datetime) -> str:
     reason = f"the Stage {d.stage} {d.step} deadline ({long_instant(d.due_at)}) passed without a resolution"
     match d.action:
         case "remind" | "overdue":
             notify(s, rt, case, "reminder", now, to=tier_people(rt, case, case.stage) or business_team(rt),
                    cc=raisers(case), step=d.step, due=d.due_at if d.action == "overdue" else _due_of(case, d),
                    overdue=d.action == "overdue")
+            return "the acting side reminded" if d.action == "remind" else "overdue: the acting side reminded"
         case "escalate":
-            cases.escalate(s, rt, case, DEADLINE_ACTOR, now, reason, clock_start=d.due_at, automatic=True)
+            if cases.escalate_or_hold(s, rt, case, DEADLINE_ACTOR, now, reason, clock_start=d.due_at):
+                return f"escalated from Stage {d.stage} to Stage {case.stage}"
+            return f"held at Stage {d.stage}: {stalls.NOBODY_TO_ROUTE_TO}; the business team asked to route it"
         case "final_alert":
-            cases.final_alert(s, rt, case, DEADLINE_ACTOR, now, reason)
+            if cases.final_alert(s, rt, case, DEADLINE_ACTOR, now, reason):
+                return "the final alert given to the business team and the chair"
+            return "the final alert had already been given"
         case "chase":
             notify(s, rt, case, "confirmation_request", now,
                    to=[*tier_people(rt, case, case.stage), *raisers(case)], cc=business_team(rt), late=True)
             cases.note(s, case, DEADLINE_ACTOR, now, "written confirmation is late: chased")
+            schedule_handover(s, rt.policy, case, d.due_at, now)
+            return "written confirmation chased"
+        case "hand_over":
+            cases.hand_over_confirmation(s, rt, case, DEADLINE_ACTOR, now)
+            return f"written confirmation still missing: {stalls.HANDED_OVER}"
+    raise ValueError(f"unknown deadline action {d.action!r}")
+
+
+def _catch_up(s: Session, rt: PartnershipRuntime, case: Case, acted: list[tuple[Deadline, str]],
+              queued_before: set[int], now: datetime) -> None:
+    """More than one deadline of a case was due at once: the service was not running when they
+    fell due (on time, each is acted on when it falls due, alone). The case has been moved
+    where the policy puts it now, each deadline's ledger key claimed in order; the notices each
+    step queued on the way would tell a story in the past tense as if it were news ("resolution
+    due Thu 24 Dec" on 29 Dec, then the next stage's in the same breath), so in this same
+    transaction they give way to one notice per recipient that says what happened: which
+    deadlines passed while the service was down, where the case is now and what is due next;
+    and one to the business team."""
+    s.flush()
+    superseded = s.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id)
+                           .order_by(OutboxMessage.id)).all()
+    superseded = [r for r in superseded if r.id not in queued_before]
+    addresses = list(dict.fromkeys(a for r in superseded for a in r.recipients))
+    kinds = [r.kind for r in superseded]
+    for row in superseded:
+        s.delete(row)
+    s.flush()
+    team = {a.lower() for a in business_team(rt)}
+    people = [a for a in addresses if a.lower() not in team]
+    current = {a.lower() for a in tier_people(rt, case, case.stage)}
+    to = [a for a in people if a.lower() in current] or people
+    cc = [a for a in people if a not in to]
+    passed: list[dict[str, Any]] = [
+        {"stage": d.stage, "step": d.step, "step_label": STEP_LABELS.get(d.step, d.step.title()),
+         "action": d.action, "due": d.due_at, "what": what} for d, what in acted if d.action != "remind"]
+    stall = stalls.stall_of(rt, case)
+    context: dict[str, Any] = {"passed": passed, "from_stage": acted[0][0].stage, "noticed": now,
+                               "stall": stall.label if stall else None}
+    record_event(s, now, DEADLINE_ACTOR.address, "caught_up", case=case, from_stage=acted[0][0].stage,
+                 to_stage=case.stage, state=case.state,
+                 passed=[{"stage": p["stage"], "step": p["step"], "action": p["action"],
+                          "due": p["due"].isoformat(), "done": p["what"]} for p in passed],
+                 superseded=kinds, told=len(people))
+    if people:
+        notify(s, rt, case, "catch_up", now, to=to, cc=cc, business=False, **context)
+    notify(s, rt, case, "catch_up", now, to=business_team(rt), business=True, **context)
 
 
 def _due_of(case: Case, reminder: Deadline) -> datetime:
