@@ -20,6 +20,7 @@ from mailflow.errors import ConfigError, MailflowError
 from mailflow.pipeline import cases
 from mailflow.pipeline.case_file import stage_history
 from mailflow.pipeline.cases import Actor
+from mailflow.pipeline.stalls import stall_of
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -70,6 +71,9 @@ def _show(args: argparse.Namespace, ctx: CliContext) -> int:
     c = story["case"]
     print(f"{c['reference']}  {c['state']}  Stage {c['stage']}{' URGENT' if c['urgent'] else ''}  "
           f"(policy {c['policy']}, opened {when(c['opened_at'])})")
+    if story["needs_a_person"]:
+        print(f"  needs a person: {story['needs_a_person']['what']} (since "
+              f"{when(story['needs_a_person']['since'])})")
     if c["missing"]:
         print(f"  incomplete: missing {', '.join(c['missing'])}")
     if story["outcome"]:
@@ -132,8 +136,10 @@ def _story(s: Session, ctx: CliContext, case: Case) -> dict[str, Any]:
     sent = s.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id).order_by(OutboxMessage.id)).all()
     received = s.scalars(select(InboundMessage).where(InboundMessage.case_id == case.id)
                          .order_by(InboundMessage.id)).all()
+    stall = stall_of(ctx.app.runtime(case.partnership), case)
     return {
         "case": {**_summary(case), "fields": case.fields},
+        "needs_a_person": {"what": stall.label, "since": local_iso(stall.since)} if stall else None,
         "outcome": case.outcome,
         "participants": [{"email": p.email, "role": p.role, "side": p.side, "agency": p.agency,
                           "stage": p.stage} for p in case.participants],

@@ -1,4 +1,5 @@
-"""The business team's digest: what is open, what falls due, and what needs a person.
+"""The business team's digest: what is open, what falls due, and what needs a person (every
+stalled case, whatever its age: see pipeline/stalls.py), and the last week's events to check.
 
 It names cases by reference, stage and agency only: no personal data.
 """
@@ -15,6 +16,7 @@ from mailflow.core.lifecycle import State
 from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage
 from mailflow.pipeline.notices import business_team
 from mailflow.pipeline.outbox import queue_mail
+from mailflow.pipeline.stalls import stall_of
 
 if TYPE_CHECKING:
     from mailflow.app import App, PartnershipRuntime
@@ -54,6 +56,7 @@ def digest_context(rt: PartnershipRuntime, now: datetime) -> dict[str, Any]:
         failed = len(s.scalars(select(OutboxMessage.id).where(
             OutboxMessage.partnership == rt.prefix, OutboxMessage.state.in_(("failed", "bounced")),
             OutboxMessage.created_at > since)).all())
+        stalled = [(c, stall) for c in live if (stall := stall_of(rt, c)) is not None]
         by_stage: dict[int, int] = {}
         for c in live:
             if c.state == State.OPEN:
@@ -64,6 +67,9 @@ def digest_context(rt: PartnershipRuntime, now: datetime) -> dict[str, Any]:
             "resolved_awaiting": [c.reference for c in live if c.state == State.RESOLVED],
             "incomplete": [c.reference for c in live if c.state == State.INCOMPLETE],
             "urgent": [c.reference for c in live if c.urgent],
+            # References, stages and what is awaited only: no personal data in a digest.
+            "stalled": [{"reference": c.reference, "stage": c.stage, "kind": st.kind, "what": st.label,
+                         "since": st.since} for c, st in stalled],
             "due": [{"reference": ref, "stage": d.stage, "step": d.step, "action": d.action, "due": d.due_at,
                      "overdue": d.due_at <= now} for d, ref in due],
             "attention": [{"reference": ref, "what": e.action.replace("_", " "), "at": e.at,

@@ -19,7 +19,7 @@ from tests.engine.conftest import Harness, open_harness
 
 CASES = 30
 WORKERS = 4
-AT = "2027-01-08T10:00:00"   # every case: Stage 1 ran out 30 Dec, Stage 2 on 7 Jan: now at Stage 3
+AT = "2027-01-08T10:00:00"   # every case: Stage 1 ran out 30 Dec, Stage 2 on 7 Jan: now at Stage 3 (a catch-up)
 
 
 def _mailflow() -> list[str]:
@@ -62,14 +62,16 @@ def test_four_workers_fire_each_notice_exactly_once(tmp_path, pg_url):
                 Counter({(cid, kind, "1"): n for (cid, kind), n in before.items()})
             ledger = s.scalars(select(LedgerEntry)).all()
             pending = s.scalars(select(Deadline).where(Deadline.state == "pending")).all()
+        # Both deadlines passed while nothing ran: one catch-up notice to the people, one to the
+        # business team, per case, instead of each stage's escalation and copy.
         for cid, case in cases.items():
             la = case.fields["others_involved"][0]["agency"].startswith("Swindon Borough")
-            assert new[(cid, "escalation", "2")] == 1
-            assert new[(cid, "escalation", "3")] == 1
-            assert new[(cid, "business_copy", "2")] == 1
-            assert new[(cid, "business_copy", "3")] == 1
-            assert new[(cid, "role_notice", "2")] == (1 if la else 0)   # Director of Social Work
-        assert max(new.values()) == 1, [k for k, v in new.items() if v > 1]
+            assert new[(cid, "catch_up", "3")] == 2
+            catch_up = [r for r in rows if r.case_id == cid and r.kind == "catch_up"]
+            people = {a for r in catch_up for a in r.recipients}
+            assert sum(len(r.recipients) for r in catch_up) == len(people)   # nobody twice
+            assert ("owen.fictional@asc.swindon.example.org" in people) == la   # Director of Social Work
+        assert set(k for _, k, _ in new) == {"catch_up"}
         assert len(ledger) == 2 * CASES
         wanted = Counter({(cid, st): 1 for cid in cases for st in (1, 2)})
         assert Counter((e.case_id, e.stage) for e in ledger) == wanted
