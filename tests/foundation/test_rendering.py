@@ -14,7 +14,7 @@ from mailflow.resources import bundled_dir
 
 CASE_KINDS = ["acknowledgement", "incomplete_form", "escalation", "business_copy", "role_notice", "routing_request",
               "final_alert", "confirmation_request", "confirmation_receipt", "reminder", "case_update",
-              "unverified_reply", "delivery_failure"]
+              "unverified_reply", "delivery_failure", "catch_up"]
 
 
 def test_every_case_template_renders_without_personal_data(app: App, clock: FixedClock) -> None:
@@ -29,7 +29,9 @@ def test_every_case_template_renders_without_personal_data(app: App, clock: Fixe
              "automatic": True, "role_label": "Director", "when": "before_next_stage", "problem": "p",
              "late": True, "change": "c", "detail": "d", "by": "b", "sender": "s@example.org",
              "reasons": ["not tied"], "commands": [], "failed_kind": "escalation", "recipients": ["x@example.org"],
-             "error": "e", "step": "resolve", "due": now, "overdue": False}
+             "error": "e", "step": "resolve", "due": now, "overdue": False,
+             "passed": [{"stage": 1, "step_label": "Resolution", "due": now, "what": "escalated"}],
+             "from_stage": 1, "noticed": now, "stall": "nobody to route to", "business": True}
     for kind in CASE_KINDS:
         mail = rt.renderer.render(kind, {"partnership": rt.config, **case_context(rt, case, **extra)})
         assert mail.subject.startswith("[SSP-2026-0007]"), kind
