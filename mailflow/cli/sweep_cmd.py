@@ -15,7 +15,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         verb = "would fire" if args.dry_run else "fired"
         for f in result.fired:
             print(f"{rt.prefix}: {verb} {f.action} for {f.reference} stage {f.stage} {f.step} "
-                  f"(due {f.due_at.isoformat()})")
+                  f"(due {f.due_at.isoformat()})" + (f": {f.done}" if f.done else ""))
         for subject, recipients in result.queued:
             print(f"    would send: {subject}  ->  {', '.join(recipients)}")
         print(f"{rt.prefix}: {len(result.fired)} deadline(s) {verb}, {result.skipped} no longer applied")

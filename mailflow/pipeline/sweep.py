@@ -50,6 +50,7 @@ class Fired:
     step: str
     action: str
     due_at: datetime
+    done: str = ""   # what was done, for a person ("held at Stage 1: nobody to route to; ...")
 
 
 @dataclass
@@ -144,7 +145,8 @@ def _apply(s: Session, rt: PartnershipRuntime, case: Case, deadline: Deadline, n
         result.skipped += 1
         return None
     what = _act(s, rt, case, deadline, now)
-    result.fired.append(Fired(case.reference, deadline.stage, deadline.step, deadline.action, deadline.due_at))
+    result.fired.append(Fired(case.reference, deadline.stage, deadline.step, deadline.action, deadline.due_at,
+                              what))
     log.info("%s: %s for stage %s %s (due %s)", case.reference, deadline.action, deadline.stage,
              deadline.step, deadline.due_at.isoformat())
     return what
