@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
 
 # The notices that carry the case file.
-KINDS = ("escalation", "business_copy", "final_alert")
+KINDS = ("escalation", "business_copy", "final_alert", "catch_up")   # catch_up: replaces the first three after downtime
 
 ADULT = ("adult_name", "adult_identifier", "adult_dob")   # never the address: the minimum necessary
 

@@ -49,6 +49,8 @@ def test_a_week_down_across_two_deadlines_sends_one_truthful_notice_per_recipien
                  "Stage 3", "Thursday 14 January 2027, 5pm"):                        # what is due next
         assert said in text, said
     assert "For the business team" in team.raw.decode()
+    # The case travels with it, as it would have with each stage's escalation and business copy.
+    assert all("THE CASE" in r.raw.decode() for r in new)
     # The ledger: the reminder, then each passed deadline once, in order.
     assert Counter((st, step, kind) for _, st, step, kind in h.ledger()) == Counter(
         {(1, "resolve", "remind"): 1, (1, "resolve", "escalate"): 1, (2, "resolve", "escalate"): 1})
