@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.db.bounds import bound_session
 from mailflow.errors import MailflowError
 from mailflow.private_files import create_private_file
 
@@ -22,6 +24,7 @@ class Database:
         self.url = normalise_url(url)
         self.engine = _engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        bound_session(self._sessions)
 
     @property
     def is_postgres(self) -> bool:
@@ -47,6 +50,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line fit for a log or a stored reason. For a database error: its kind and the constraint
+    it broke, never its SQL or parameters (SQLAlchemy's str() carries both, and the parameters are
+    message text: names, addresses, dates of birth). Other errors keep their (short) message."""
+    if isinstance(exc, StatementError):
+        orig = exc.orig
+        kind = f"{type(exc).__name__} ({type(orig).__name__})" if orig is not None else type(exc).__name__
+        constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
+        if constraint is None and isinstance(exc, IntegrityError) and orig is not None and orig.args:
+            # SQLite names the columns, not the constraint: "UNIQUE constraint failed: t.a, t.b"
+            text = str(orig.args[0])
+            if text.startswith("UNIQUE constraint failed:"):
+                constraint = text.partition(":")[2].strip()
+        return f"{kind} on {constraint}" if constraint else kind
+    if isinstance(exc, SQLAlchemyError):
+        return type(exc).__name__
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def normalise_url(url: str) -> str:

@@ -113,9 +113,12 @@ class InboundMessage(Base):
 
     __tablename__ = "inbound_messages"
     __table_args__ = (
+        # What makes two workers reading the same mailbox record each message once: the place
+        # in the mailbox, the Message-ID (by its hash: a long one does not fit a btree entry) and
+        # the bytes are each unique per partnership. NULL Message-IDs do not collide.
         UniqueConstraint("partnership", "source_id", name="uq_inbound_source"),
-        Index("ix_inbound_message_id", "partnership", "message_id"),
-        Index("ix_inbound_sha256", "partnership", "sha256"),
+        UniqueConstraint("partnership", "message_id_key", name="uq_inbound_message_id"),
+        UniqueConstraint("partnership", "sha256", name="uq_inbound_sha256"),
         Index("ix_inbound_sender", "partnership", "sender", "received_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -124,7 +127,8 @@ class InboundMessage(Base):
     folder: Mapped[str | None] = mapped_column(String(200), nullable=True)
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     uid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    message_id: Mapped[str | None] = mapped_column(String(998), nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(998), nullable=True)   # for people: may be cut short
+    message_id_key: Mapped[str | None] = mapped_column(String(64), nullable=True)  # SHA-256 of the whole Message-ID
     sender: Mapped[str | None] = mapped_column(String(320), nullable=True)
     sha256: Mapped[str] = mapped_column(String(64))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
@@ -132,7 +136,7 @@ class InboundMessage(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     outcome: Mapped[str] = mapped_column(String(16))      # processed | quarantined | left
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True, info={"max_chars": 2000})
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True, index=True)
 
 
@@ -188,7 +192,7 @@ class OutboxMessage(Base):
     state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True, info={"max_chars": 2000})
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +12,11 @@ from sqlalchemy.orm import Session
 
 from mailflow.connectors import SyncState
 from mailflow.core.references import format_reference
+from mailflow.db.bounds import fit_json
 from mailflow.db.database import Database
 from mailflow.db.models import Case, CaseCounter, Event, InboundMessage, MailboxSync
+
+EVENT_DETAIL_CHARS = 2000
 
 
 def next_reference(session: Session, prefix: str, year: int) -> str:
@@ -40,12 +44,21 @@ def find_case(session: Session, reference: str, lock: bool = False) -> Case | No
     return session.scalars(stmt).first()
 
 
+def message_id_key(message_id: str | None) -> str | None:
+    """What the unique key holds for a Message-ID: its SHA-256, whatever its length."""
+    if not message_id:
+        return None
+    return hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def find_duplicate(session: Session, partnership: str, source_id: str, message_id: str | None,
                    sha256: str) -> InboundMessage | None:
-    """A message already recorded: same place in the mailbox, same Message-ID, or same bytes."""
+    """A message already recorded: same place in the mailbox, same Message-ID, or same bytes.
+    `source_id` as stored (see bounds.fit); `message_id` whole."""
     conditions = [InboundMessage.source_id == source_id, InboundMessage.sha256 == sha256]
-    if message_id:
-        conditions.append(InboundMessage.message_id == message_id)
+    key = message_id_key(message_id)
+    if key:
+        conditions.append(InboundMessage.message_id_key == key)
     stmt = (select(InboundMessage)
             .where(InboundMessage.partnership == partnership, or_(*conditions))
             .order_by(InboundMessage.id).limit(1))
@@ -54,7 +67,8 @@ def find_duplicate(session: Session, partnership: str, source_id: str, message_i
 
 def record_event(session: Session, at: datetime, actor: str, action: str, case: Case | None = None,
                  inbound: InboundMessage | None = None, **detail: Any) -> Event:
-    event = Event(case=case, at=at, actor=actor, action=action, detail=detail,
+    """An audit event; its detail strings are cut to a bounded length (they may come from a message)."""
+    event = Event(case=case, at=at, actor=actor, action=action, detail=fit_json(detail, EVENT_DETAIL_CHARS),
                   inbound_id=inbound.id if inbound is not None else None)
     session.add(event)
     return event

@@ -12,8 +12,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from mailflow.db.bounds import fit
+from mailflow.db.database import describe_error
 from mailflow.db.models import InboundMessage
-from mailflow.db.store import find_duplicate, record_event
+from mailflow.db.store import find_duplicate, message_id_key, record_event
 from mailflow.pipeline.apply import apply_message
 from mailflow.pipeline.floods import is_flood_hold, tell_business_team_once
 from mailflow.pipeline.outbox import queue_mail
@@ -21,7 +25,12 @@ from mailflow.sources.base import InboundMail, Outcome
 from parsers import parse_message
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
     from mailflow.app import PartnershipRuntime
+    from parsers import ParsedMessage
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +47,21 @@ class IngestResult:
         return sum(self.outcomes.values())
 
 
+class NotRecorded(Exception):
+    """A message that could not be recorded, not even as quarantined: it stays in the mailbox."""
+
+
 def ingest_source(rt: PartnershipRuntime, limit: int | None = None) -> IngestResult:
-    """Everything waiting in the partnership's mailbox."""
+    """Everything waiting in the partnership's mailbox. One message that cannot be recorded is
+    left where it is; the messages behind it are still read."""
     result = IngestResult()
     source = rt.source
     for mail in source.fetch():
-        outcome, reason = ingest_one(rt, mail)
+        try:
+            outcome, reason = ingest_one(rt, mail)
+        except NotRecorded:
+            result.add("not recorded")
+            continue
         source.settle(mail, outcome, reason)
         result.add(outcome.value)
         if limit is not None and result.total >= limit:
@@ -52,19 +70,44 @@ def ingest_source(rt: PartnershipRuntime, limit: int | None = None) -> IngestRes
 
 
 def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str | None]:
-    """Record and apply one message; returns how the source should settle it."""
+    """Record and apply one message; returns how the source should settle it. Whatever goes wrong
+    with it (a value the database refuses, a failing rule), the message is recorded as quarantined
+    and the business team told; a message another worker recorded first is settled like a
+    duplicate. Raises NotRecorded only when not even the quarantine record could be written."""
     app = rt.app
     now = app.clock.now()
     sha = hashlib.sha256(mail.raw).hexdigest()
-    parsed = parse_message(mail.raw, app.config.limits)
+    source_id = fit(InboundMessage.source_id, mail.source_id) or ""
+    message_id: str | None = None
+    try:
+        parsed = parse_message(mail.raw, app.config.limits)
+        message_id = parsed.message_id
+        return _record(rt, mail, parsed, source_id, sha, now)
+    except IntegrityError as exc:
+        settled = _recorded_by_another(rt, source_id, message_id, sha)
+        if settled is not None:
+            return settled
+        failure: Exception = exc
+    except Exception as exc:  # noqa: BLE001 - the message is quarantined below; the mailbox goes on
+        failure = exc
+    log.error("%s could not be recorded: %s; quarantining it", source_id, describe_error(failure))
+    if not isinstance(failure, SQLAlchemyError):  # a database error's traceback carries its parameters
+        log.debug("traceback for %s", source_id, exc_info=failure)
+    return _quarantine_unrecorded(rt, mail, source_id, message_id, sha, now, failure)
+
+
+def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, source_id: str, sha: str,
+            now: datetime) -> tuple[Outcome, str | None]:
+    app = rt.app
     with app.db.transaction() as s:
-        duplicate = find_duplicate(s, rt.prefix, mail.source_id, parsed.message_id, sha)
+        duplicate = find_duplicate(s, rt.prefix, source_id, parsed.message_id, sha)
         if duplicate is not None:
-            log.info("already recorded as inbound #%s (%s): settling only", duplicate.id, mail.source_id)
+            log.info("already recorded as inbound #%s (%s): settling only", duplicate.id, source_id)
             return Outcome(duplicate.outcome), duplicate.reason
         inbound = InboundMessage(
-            partnership=rt.prefix, source_id=mail.source_id, folder=mail.folder,
-            uidvalidity=mail.uidvalidity, uid=mail.uid, message_id=parsed.message_id, sha256=sha,
+            partnership=rt.prefix, source_id=source_id, folder=mail.folder,
+            uidvalidity=mail.uidvalidity, uid=mail.uid, message_id=parsed.message_id,
+            message_id_key=message_id_key(parsed.message_id), sha256=sha,
             raw=mail.raw, size=len(mail.raw), received_at=now, kind=parsed.kind, outcome="processed",
         )
         s.add(inbound)
@@ -77,17 +120,66 @@ def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str 
                     outcome, reason = apply_message(s, rt, parsed, inbound, now)
                 inbound.outcome, inbound.reason = outcome.value, reason
             except Exception as exc:  # noqa: BLE001 - quarantine and carry on; the raw is kept
-                log.error("could not apply inbound #%s: %s", inbound.id, type(exc).__name__)
-                log.debug("traceback for inbound #%s", inbound.id, exc_info=True)
+                log.error("could not apply inbound #%s: %s", inbound.id, describe_error(exc))
+                if not isinstance(exc, SQLAlchemyError):
+                    log.debug("traceback for inbound #%s", inbound.id, exc_info=True)
                 inbound.outcome = Outcome.QUARANTINED.value
-                inbound.reason = f"could not be applied: {type(exc).__name__}: {exc}"
+                inbound.reason = f"could not be applied: {describe_error(exc)}"
         if inbound.outcome == Outcome.QUARANTINED.value:
             _tell_business_team(s, rt, inbound, now)
         log.info("inbound #%s %s: %s", inbound.id, parsed.kind, inbound.outcome)
         return Outcome(inbound.outcome), inbound.reason
 
 
-def _tell_business_team(s, rt: PartnershipRuntime, inbound: InboundMessage, now) -> None:  # type: ignore[no-untyped-def]
+def _recorded_by_another(rt: PartnershipRuntime, source_id: str, message_id: str | None,
+                         sha: str) -> tuple[Outcome, str | None] | None:
+    """After a unique-key conflict: the row another worker committed first, settled as a duplicate."""
+    try:
+        with rt.app.db.transaction() as s:
+            duplicate = find_duplicate(s, rt.prefix, source_id, message_id, sha)
+            if duplicate is None:
+                return None
+            log.info("%s was recorded meanwhile by another worker as inbound #%s: settling only",
+                     source_id, duplicate.id)
+            return Outcome(duplicate.outcome), duplicate.reason
+    except SQLAlchemyError as exc:
+        log.error("%s: could not look up the conflicting record: %s", source_id, describe_error(exc))
+        return None
+
+
+def _quarantine_unrecorded(rt: PartnershipRuntime, mail: InboundMail, source_id: str, message_id: str | None,
+                           sha: str, now: datetime, failure: Exception) -> tuple[Outcome, str | None]:
+    """The least that can be recorded (raw bytes kept), quarantined, in a fresh transaction."""
+    reason = f"could not be recorded: {describe_error(failure)}"
+    try:
+        with rt.app.db.transaction() as s:
+            inbound = InboundMessage(
+                partnership=rt.prefix, source_id=source_id, folder=mail.folder, uidvalidity=mail.uidvalidity,
+                uid=mail.uid, message_id=message_id, message_id_key=message_id_key(message_id), sha256=sha,
+                raw=mail.raw, size=len(mail.raw), received_at=now, kind=None,
+                outcome=Outcome.QUARANTINED.value, reason=reason,
+            )
+            s.add(inbound)
+            s.flush()
+            try:
+                with s.begin_nested():
+                    _tell_business_team(s, rt, inbound, now)
+            except Exception as exc:  # noqa: BLE001 - the record matters more than the notice
+                log.error("inbound #%s: the business team could not be told: %s", inbound.id, describe_error(exc))
+            log.info("inbound #%s quarantined: %s", inbound.id, reason)
+            return Outcome.QUARANTINED, inbound.reason
+    except IntegrityError:
+        settled = _recorded_by_another(rt, source_id, message_id, sha)
+        if settled is not None:
+            return settled
+        log.error("%s left in the mailbox: its quarantine record conflicts with another", source_id)
+    except Exception as exc:  # noqa: BLE001 - reported by source id only, the mailbox goes on
+        log.error("%s left in the mailbox: not even a quarantine record could be written: %s",
+                  source_id, describe_error(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__)
+    raise NotRecorded(source_id)
+
+
+def _tell_business_team(s: Session, rt: PartnershipRuntime, inbound: InboundMessage, now: datetime) -> None:
     record_event(s, now, "system", "quarantined", inbound=inbound, reason=inbound.reason)
     if is_flood_hold(inbound):  # one summary per sender an hour, not a notice for each
         tell_business_team_once(s, rt, inbound, now)
