@@ -88,13 +88,16 @@ class DbSyncStateStore:
             return SyncState(uidvalidity=row.uidvalidity, last_uid=row.last_uid, cursor=row.cursor)
 
     def save(self, source: str, folder: str, state: SyncState) -> None:
-        with self.db.transaction() as s:
-            row = s.get(MailboxSync, (source, folder)) or MailboxSync(source=source, folder=folder)
-            row.uidvalidity, row.last_uid, row.cursor = state.uidvalidity, state.last_uid, state.cursor
-            s.add(row)
+        self._upsert(source, folder, uidvalidity=state.uidvalidity, last_uid=state.last_uid, cursor=state.cursor)
 
     def mark_success(self, source: str, folder: str, at: datetime) -> None:
+        self._upsert(source, folder, last_success_at=at)
+
+    def _upsert(self, source: str, folder: str, **values: Any) -> None:
+        """Insert or update in one statement: workers sharing the database never conflict here."""
+        insert = postgresql.insert if self.db.is_postgres else sqlite.insert
+        stmt = (insert(MailboxSync)
+                .values(source=source, folder=folder, **{"last_uid": 0, **values})
+                .on_conflict_do_update(index_elements=[MailboxSync.source, MailboxSync.folder], set_=values))
         with self.db.transaction() as s:
-            row = s.get(MailboxSync, (source, folder)) or MailboxSync(source=source, folder=folder, last_uid=0)
-            row.last_success_at = at
-            s.add(row)
+            s.execute(stmt)
