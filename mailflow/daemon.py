@@ -1,7 +1,9 @@
-"""The daemon: one pass = ingest every mailbox, sweep due deadlines, drain the outbox.
+"""The daemon: each mailbox is read in its own thread; one more thread sweeps due deadlines and
+drains the outbox. `run_pass` (`mailflow run --once`) does the same steps once, in order.
 
-APScheduler only wakes the loop (a poll interval, the digest's cron); the database holds all
-state, so a restart loses nothing. Sources that can wait for mail (IMAP IDLE) wake it sooner.
+APScheduler only wakes the loops (the poll and sweep intervals, the digest's cron); the database
+holds all state, so a restart loses nothing. Sources that can wait for mail (IMAP IDLE) wake
+their reader sooner.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from mailflow.logging_setup import error_summary
+from mailflow.db.database import describe_error
 from mailflow.pipeline.ingest import ingest_source
 from mailflow.pipeline.sender import drain
 from mailflow.pipeline.sweep import sweep
@@ -58,16 +60,39 @@ def _step(report: PassReport, rt: PartnershipRuntime, what: str, fn) -> None:  #
     try:
         fn()
     except Exception as exc:  # noqa: BLE001 - logged loudly; the loop goes on
-        log.error("%s: %s step failed: %s", rt.prefix, what, error_summary(exc))  # no message text
-        report.errors.append(f"{rt.prefix} {what}: {error_summary(exc)}")
+        # describe_error: a database error's own text carries its SQL parameters (message text).
+        log.error("%s: %s step failed: %s", rt.prefix, what, describe_error(exc))
+        report.errors.append(f"{rt.prefix} {what}: {describe_error(exc)}")
+
+
+def sweep_and_send(app: App, runtimes: list[PartnershipRuntime]) -> PassReport:
+    """The deadline half of a pass: fire what is due, then drain the outbox, for every partnership."""
+    report = PassReport()
+    for rt in runtimes:
+        now = app.clock.now()
+        _step(report, rt, "deadlines", lambda rt=rt, now=now: report.fired.__setitem__(
+            rt.prefix, len(sweep(rt, now).fired)))
+        _step(report, rt, "outbox", lambda rt=rt, now=now: report.sent.__setitem__(
+            rt.prefix, drain(rt, now).sent))
+    return report
 
 
 class Daemon:
+    """One thread per partnership mailbox, and this thread for the deadlines, the outbox, the
+    watchdog and the digest: a mailbox that hangs (a slow server, a message that takes long)
+    never delays an escalation, and an escalation being sent never delays reading mail.
+    Each thread works in its own transactions; the database is what they share."""
+
+    JOIN_SECONDS = 15.0
+
     def __init__(self, app: App) -> None:
         self.app = app
-        self.wake = threading.Event()
+        self.wake = threading.Event()          # the deadline/outbox loop
         self.digest_due = threading.Event()
         self.stopping = threading.Event()
+        self.runtimes = app.runtimes()
+        self.mail_due = {rt.prefix: threading.Event() for rt in self.runtimes}
+        self.readers: list[threading.Thread] = []
         self.scheduler = BackgroundScheduler(timezone="Europe/London")
         from mailflow.health import Watchdog
 
@@ -75,13 +100,24 @@ class Daemon:
 
     def start(self) -> None:
         settings = self.app.config.daemon
-        self.scheduler.add_job(self.wake.set, "interval", seconds=min(settings.poll_seconds, settings.sweep_seconds),
-                               id="wake", coalesce=True, max_instances=1)
+        self.scheduler.add_job(self.wake.set, "interval", seconds=settings.sweep_seconds,
+                               id="sweep", coalesce=True, max_instances=1)
+        self.scheduler.add_job(self._poll_time, "interval", seconds=settings.poll_seconds,
+                               id="poll", coalesce=True, max_instances=1)
         days, _, hhmm = settings.digest_cron.partition(" ")
         hour, _, minute = hhmm.partition(":")
         self.scheduler.add_job(self._digest_time, CronTrigger(day_of_week=days, hour=int(hour), minute=int(minute or 0),
                                                               timezone="Europe/London"), id="digest")
         self.scheduler.start()
+        for rt in self.runtimes:
+            rt.source  # noqa: B018 - built here, once, before two threads could both build it
+            reader = threading.Thread(target=self._read_mailbox, args=(rt,), name=f"mailbox-{rt.prefix}", daemon=True)
+            reader.start()
+            self.readers.append(reader)
+
+    def _poll_time(self) -> None:
+        for due in self.mail_due.values():
+            due.set()
 
     def _digest_time(self) -> None:
         self.digest_due.set()
@@ -90,6 +126,7 @@ class Daemon:
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
+        self._poll_time()
 
     def run_forever(self) -> None:
         self.start()
@@ -97,32 +134,53 @@ class Daemon:
         try:
             while not self.stopping.is_set():
                 self.wake.clear()
-                run_pass(self.app)
-                self.watchdog.check()
-                if self.digest_due.is_set():
-                    self.digest_due.clear()
-                    from mailflow.pipeline.digest import send_digests
-
-                    send_digests(self.app, self.app.clock.now())
-                self._wait()
+                sweep_and_send(self.app, self.runtimes)
+                self._check_health()
+                self.wake.wait()
         finally:
+            self.stopping.set()
+            self._poll_time()
             self.scheduler.shutdown(wait=False)
+            for reader in self.readers:
+                reader.join(self.JOIN_SECONDS)
+                if reader.is_alive():  # stuck in its server: a daemon thread, it ends with the process
+                    log.warning("%s did not stop within %.0f s", reader.name, self.JOIN_SECONDS)
 
-    def _wait(self) -> None:
-        """Until the scheduler wakes us, or a mailbox that can wait (IMAP IDLE) sees new mail."""
-        waiting = [rt.source for rt in self.app.runtimes() if getattr(rt.source, "can_wait", False)]
-        if not waiting:
-            self.wake.wait()
+    def _check_health(self) -> None:
+        try:
+            self.watchdog.check()
+            if self.digest_due.is_set():
+                self.digest_due.clear()
+                from mailflow.pipeline.digest import send_digests
+
+                send_digests(self.app, self.app.clock.now())
+        except Exception as exc:  # noqa: BLE001 - the deadlines must go on
+            log.error("watchdog or digest failed: %s", describe_error(exc))
+
+    def _read_mailbox(self, rt: PartnershipRuntime) -> None:
+        due = self.mail_due[rt.prefix]
+        while not self.stopping.is_set():
+            due.clear()
+            report = PassReport()
+            _step(report, rt, "mailbox", lambda report=report: _ingest(rt, report))
+            if sum(report.ingested.get(rt.prefix, {}).values()):
+                self.wake.set()   # acknowledgements go now, not at the next sweep
+            self._wait_for_mail(rt, due)
+
+    def _wait_for_mail(self, rt: PartnershipRuntime, due: threading.Event) -> None:
+        """Until the poll interval, a stop, or a mailbox that can wait (IMAP IDLE) sees new mail."""
+        source = rt.source
+        if not getattr(source, "can_wait", False):
+            due.wait()
             return
-        while not self.wake.is_set():
+        while not due.is_set():
             started = time.monotonic()
-            for source in waiting:
-                try:
-                    if source.wait_for_mail(timeout=max(1.0, 10.0 / len(waiting))):
-                        return
-                except Exception as exc:  # noqa: BLE001 - the next pass reconnects
-                    log.error("waiting on %s failed: %s", source.name, error_summary(exc))
-                    self.wake.wait(5)
+            try:
+                if source.wait_for_mail(timeout=10.0):
                     return
+            except Exception as exc:  # noqa: BLE001 - the next read reconnects
+                log.error("%s: waiting on %s failed: %s", rt.prefix, source.name, describe_error(exc))
+                due.wait(5)
+                return
             if time.monotonic() - started < 0.05:  # a source that returned at once: do not spin
-                self.wake.wait(1)
+                due.wait(1)

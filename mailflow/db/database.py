@@ -55,7 +55,7 @@ class Database:
 def describe_error(exc: BaseException) -> str:
     """One line fit for a log or a stored reason. For a database error: its kind and the constraint
     it broke, never its SQL or parameters (SQLAlchemy's str() carries both, and the parameters are
-    message text: names, addresses, dates of birth). Other errors keep their (short) message."""
+    message text: names, addresses, dates of birth). Other errors as `error_summary` tells them."""
     if isinstance(exc, StatementError):
         orig = exc.orig
         kind = f"{type(exc).__name__} ({type(orig).__name__})" if orig is not None else type(exc).__name__
@@ -68,8 +68,9 @@ def describe_error(exc: BaseException) -> str:
         return f"{kind} on {constraint}" if constraint else kind
     if isinstance(exc, SQLAlchemyError):
         return type(exc).__name__
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+    from mailflow.logging_setup import error_summary
+
+    return error_summary(exc)
 
 
 def normalise_url(url: str) -> str:
