@@ -156,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted", 1)
     except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
         logging.getLogger("mailflow").debug("unhandled error", exc_info=True)
-        return _fail(f"{type(exc).__name__}: {exc}", 1)
+        from mailflow.db.database import describe_error  # a database error's text carries its parameters
+
+        return _fail(describe_error(exc), 1)
     finally:
         ctx.close()
 
