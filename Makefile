@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# The SIGKILL crash suite at length (CI runs 20 kills): CHAOS_KILLS and CHAOS_SEED choose the run.
+CHAOS_KILLS ?= 200
+CHAOS_SEED  ?= 11
+chaos: $(STAMP)
+	mkdir -p var
+	MAILFLOW_CHAOS_KILLS=$(CHAOS_KILLS) MAILFLOW_CHAOS_SEED=$(CHAOS_SEED) MAILFLOW_CHAOS_REPORT=var/chaos-report.json \
+		$(BIN)/pytest -q -s tests/chaos
+	cat var/chaos-report.json
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

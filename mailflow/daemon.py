@@ -100,6 +100,7 @@ class Daemon:
 
     def start(self) -> None:
         settings = self.app.config.daemon
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)   # a line per wake-up says nothing
         self.scheduler.add_job(self.wake.set, "interval", seconds=settings.sweep_seconds,
                                id="sweep", coalesce=True, max_instances=1)
         self.scheduler.add_job(self._poll_time, "interval", seconds=settings.poll_seconds,
