@@ -3,7 +3,7 @@ and sends through a real SMTP server (aiosmtpd), both on loopback, while forms a
 arrive and deadlines fall due (the clock is frozen per run with `--at` and moves on between
 runs). It is killed with SIGKILL at random instants and started again, over and over. At the
 end: every delivered message recorded exactly once, one case per form, and no notice queued or
-delivered twice for the same case, kind, stage and recipients.
+delivered twice for the same case, kind, subject (stage and deadline) and recipients.
 
 tests/foundation/test_crash_recovery.py kills at the one worst moment on purpose; this kills
 anywhere. `MAILFLOW_CHAOS_KILLS` (20 here, 200 with `make chaos`) and `MAILFLOW_CHAOS_SEED`
@@ -226,13 +226,15 @@ def _check(tmp: Path, imap, received: list, forms: list[str], delivered: list[st
         settled = Counter(_message_id(raw) for folder in ("Processed", "Quarantine") for raw in imap.messages(folder))
         assert not [m for m in delivered if settled[m] == 0], "a message left the inbox for nowhere"
         assert len(cases) == len(forms) and None not in form_cases and max(form_cases.values(), default=1) == 1
-        assert all(r.outcome == "processed" for r in inbound), Counter((r.kind, r.outcome, r.reason) for r in inbound)
+        # Quarantined only by the rules (a manager's burst of replies read at one frozen instant can pass the
+        # per-sender hourly limit), never because a crash left something half done.
+        broken = Counter((r.kind, r.reason) for r in inbound if r.outcome != "processed"
+                         and not (r.reason or "").startswith("too many messages from this sender"))
+        assert not broken, broken
 
-        def stage(subject: str) -> str | None:
-            found = re.search(r"Stage (\d)", subject)
-            return found.group(1) if found else None
-
-        notice = {r.message_id: (r.case_id, r.kind, stage(r.subject), tuple(sorted(r.recipients)))
+        # One notice per case, kind, subject (its stage and the deadline it is about) and recipients: a
+        # stage can legitimately remind twice (to resolve, then to confirm), never twice the same.
+        notice = {r.message_id: (r.case_id, r.kind, r.subject, tuple(sorted(r.recipients)))
                   for r in outbox if r.case_id is not None and r.kind not in REPLY_DRIVEN}
         queued = Counter(notice.values())
         assert max(queued.values(), default=1) == 1, [k for k, v in queued.items() if v > 1]
@@ -250,7 +252,9 @@ def _check(tmp: Path, imap, received: list, forms: list[str], delivered: list[st
         ledger_keys = Counter((e.case_id, e.stage, e.step, e.kind, e.due_at) for e in ledger)
         assert max(ledger_keys.values(), default=1) == 1
         return {"messages": len(delivered), "recorded": len(inbound), "lost": len(lost),
-                "recorded_twice": len(twice), "cases": len(cases), "duplicated_cases": len(cases) - len(forms),
+                "recorded_twice": len(twice),
+                "quarantined_by_rate_limit": sum(1 for r in inbound if r.outcome != "processed"),
+                "cases": len(cases), "duplicated_cases": len(cases) - len(forms),
                 "notices": len(outbox), "duplicated_notices": sum(v - 1 for v in queued.values()),
                 "ledger": len(ledger), "smtp_accepted": len(received),
                 "resent_after_kill_mid_send": sum(v - 1 for v in by_id.values()), "watchdog_alerts": len(strays),
