@@ -14,16 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.message import Message
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 
 from parsers import attachments as att
 from parsers.errors import LimitExceeded
 from parsers.htmltext import html_to_text
 from parsers.model import ParseLimits
+from parsers.sender import author_of
 
 _MSGID = re.compile(r"<[^<>\s]+>")
-_ADDR_SPEC = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9.\-]+\.[A-Za-z0-9\-]+$")
-_ADDR_IN_TEXT = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
 
 @dataclass
@@ -44,6 +43,7 @@ class Mail:
     subject: str = ""
     from_addr: str | None = None
     from_name: str | None = None
+    sender_problem: str | None = None   # why From names no single address (then it cannot act)
     to: list[str] = field(default_factory=list)
     cc: list[str] = field(default_factory=list)
     reply_to: list[str] = field(default_factory=list)
@@ -200,16 +200,10 @@ def fill_headers(m: Mail, raw: bytes | None = None) -> None:
     msg = m.msg
     trouble: list[str] = []
     m.subject = " ".join((header_str(msg, "Subject") or "").split())
-    frm = _addresses(msg, "From", trouble) or _addresses(msg, "Sender", trouble)
-    if frm:
-        m.from_name = frm[0][0] or None
-        m.from_addr = frm[0][1].lower()
-    else:
-        raw_from = header_str(msg, "From")
-        if raw_from:
-            name, addr = parseaddr(raw_from)
-            m.from_addr = addr.lower() or None
-            m.from_name = name or None
+    author = author_of(msg)
+    m.from_addr, m.from_name, m.sender_problem = author.address, author.name, author.problem
+    if author.problem:
+        m.warnings.append(f"no single sender address: {author.problem}")
     m.to = [a.lower() for _, a in _addresses(msg, "To", trouble)]
     m.cc = [a.lower() for _, a in _addresses(msg, "Cc", trouble)]
     m.reply_to = [a.lower() for _, a in _addresses(msg, "Reply-To", trouble)]
@@ -230,16 +224,8 @@ def fill_headers(m: Mail, raw: bytes | None = None) -> None:
             m.date = parsedate_to_datetime(raw_date)
         except (TypeError, ValueError, IndexError):
             m.warnings.append("unreadable Date header")
-    if m.from_addr is not None and not _ADDR_SPEC.match(m.from_addr):
-        trouble.append("From")
     if trouble and raw is not None:
         _mailparser_headers(m, raw)
-    if m.from_addr is not None and not _ADDR_SPEC.match(m.from_addr):
-        # Last resort: the first address-like text in the raw header.
-        found = _ADDR_IN_TEXT.search(header_str(msg, "From") or "")
-        m.from_addr = found.group(0).lower() if found else None
-        if m.from_addr is None:
-            m.warnings.append("unreadable From address")
 
 
 def _mailparser_headers(m: Mail, raw: bytes) -> None:
@@ -248,10 +234,7 @@ def _mailparser_headers(m: Mail, raw: bytes) -> None:
         import mailparser
 
         mp = mailparser.parse_from_bytes(raw)
-        frm = [(n, a) for n, a in (mp.from_ or []) if a and _ADDR_SPEC.match(a.strip())]
-        if frm:
-            m.from_name = frm[0][0] or m.from_name
-            m.from_addr = frm[0][1].lower()
+        # Recipients only: the sender is never guessed (parsers.sender).
         for attr, key in (("to", "to"), ("cc", "cc"), ("reply_to", "reply_to")):
             addrs = [a.lower() for _, a in (getattr(mp, key) or []) if a and "@" in a]
             if addrs:

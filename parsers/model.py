@@ -36,6 +36,8 @@ class ParsedMessage:
     subject: str = ""
     from_addr: str | None = None
     from_name: str | None = None
+    # Why From holds no single unambiguous address (None when it does); such a message cannot act.
+    sender_problem: str | None = None
     to: list[str] = field(default_factory=list)
     cc: list[str] = field(default_factory=list)
     reply_to: list[str] = field(default_factory=list)
@@ -84,6 +86,7 @@ class ParsedMessage:
             "subject": self.subject,
             "from": self.from_addr,
             "from_name": self.from_name,
+            "sender_problem": self.sender_problem,
             "to": list(self.to),
             "cc": list(self.cc),
             "reply_to": list(self.reply_to),

@@ -141,6 +141,7 @@ def _copy_headers(m: Mail, pm: ParsedMessage) -> None:
     pm.subject = m.subject
     pm.from_addr = m.from_addr
     pm.from_name = m.from_name
+    pm.sender_problem = m.sender_problem
     pm.to = list(m.to)
     pm.cc = list(m.cc)
     pm.reply_to = list(m.reply_to)

@@ -3,7 +3,8 @@
 1. the reply is tied to the case: it answers a message mailflow sent for this case (thread),
    or carries this case's signed reply token, unexpired, and of the case's current stage unless
    its holder is still a participant; a subject tag alone is not enough;
-2. its sender is a participant, a directory contact at the case's current stage, or the business team;
+2. its From header holds one unambiguous address (never a display name or a Sender header), and
+   that sender is a participant, a directory contact at the case's current stage, or the business team;
 3. the receiving server's Authentication-Results shows no SPF/DKIM/DMARC (or compauth) failure;
 4. it is not automated (out-of-office, bulk, bounce);
 5. its sender is under the per-sender rate limit.
@@ -152,7 +153,9 @@ def verify_reply(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, case
         verdict.reasons.append("not tied to the case: it answers no message mailflow sent for it and "
                                "carries no valid reply token (a subject tag alone is not enough)"
                                + (f"; {why}" if why else ""))
-    if not sender_allowed(rt, case, parsed.from_addr):
+    if parsed.sender_problem:
+        verdict.reasons.append(f"no single sender address ({parsed.sender_problem})")
+    elif not sender_allowed(rt, case, parsed.from_addr):
         verdict.reasons.append("the sender is not a participant, a contact at the current stage or "
                                "the business team")
     failed = auth_failures(parsed.auth)
