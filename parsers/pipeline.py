@@ -24,13 +24,16 @@ from parsers.replies import (
 
 log = logging.getLogger(__name__)
 
-_INLINE_FWD_FROM = re.compile(
+# An inline forward: a marker line, then the forwarded header block with From within 4 lines.
+# Matched line by line (linear time); the old single pattern's `(?:.*\n){0,3}?` backtracked.
+_INLINE_FWD_MARKER = re.compile(
     r"^[ \t>]*(?:-{2,}[ \t]*(?:Forwarded message|Original Message)[ \t]*-{2,}"
-    r"|Begin forwarded message:|_{10,})[ \t]*\n(?:.*\n){0,3}?[ \t>]*\*?From:\*?[ \t]*(.+)$",
-    re.I | re.M,
+    r"|Begin forwarded message:|_{10,})[ \t]*$",
+    re.I,
 )
-_EMAIL = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-
+_INLINE_FWD_FROM = re.compile(r"^[ \t>]*\*?From:\*?[ \t]*(.+)$", re.I)
+# The lookbehind starts a match only where a run of address characters starts: linear time.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+'\-])[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
 def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessage:
     """Classify and extract one raw RFC 5322 message. Never raises."""
@@ -217,9 +220,13 @@ def _original_sender(m: Mail) -> str | None:
     for f in m.forwards:
         if f.from_addr:
             return f.from_addr
-    found = _INLINE_FWD_FROM.search(m.body_text)
-    if found:
-        e = _EMAIL.search(found.group(1))
-        if e:
-            return e.group(0).lower()
+    lines = m.body_text.splitlines()
+    for i, line in enumerate(lines):
+        if not _INLINE_FWD_MARKER.match(line):
+            continue
+        for following in lines[i + 1:i + 5]:
+            found = _INLINE_FWD_FROM.match(following)
+            if found:
+                e = _EMAIL.search(found.group(1))
+                return e.group(0).lower() if e else None
     return None

@@ -57,24 +57,30 @@ def ref_from_subject(subject: str) -> str | None:
 
 # --- new text ----------------------------------------------------------------------------------
 
+# Every pattern here runs in linear time: no `\s` that can run across lines, no nested quantifiers.
 _ORIGINAL_MARKERS = re.compile(
-    r"^\s*(?:-{2,}\s*(?:Original Message|Forwarded message|Ursprüngliche Nachricht)\s*-{2,}"
+    r"^[ \t]*(?:-{2,}[ \t]*(?:Original Message|Forwarded message|Ursprüngliche Nachricht)[ \t]*-{2,}"
     r"|_{10,}|Begin forwarded message:"
-    r"|On .{4,200}wrote:\s*$"
-    r"|From:\s.+$(?=\n\s*(?:Sent|Date):))",
+    r"|On [^\n]{4,200}wrote:[ \t]*$"
+    r"|From:[ \t][^\n]+$(?=\n[ \t]*(?:Sent|Date):))",
     re.I | re.M,
 )
+# What mail-parser-reply is given: its patterns backtrack on long runs of blank lines and long
+# lines (a 20 KB run of blank lines took 99 s), so it sees tidied text of bounded size. The reply's
+# own text comes first, so a cut keeps it.
+REPLY_PARSER_MAX_CHARS = 32_000
+REPLY_PARSER_MAX_LINE = 2_000
 
 
-def new_text_of(text: str, html: str) -> tuple[str, list[str]]:
+def new_text_of(text: str, html: str, max_chars: int = REPLY_PARSER_MAX_CHARS) -> tuple[str, list[str]]:
     """The reply's own text (quotes, history and signature removed) and any warnings."""
     warnings: list[str] = []
     if text.strip():
-        return _strip_text(text), warnings
+        return _strip_text(text, max_chars, warnings), warnings
     if html.strip():
         cut, _ = cut_html_quote(html)
         rendered = html_to_text(cut)
-        return _strip_text(rendered), warnings
+        return _strip_text(rendered, max_chars, warnings), warnings
     return "", warnings
 
 
@@ -82,8 +88,35 @@ def _drop_quoted_lines(text: str) -> str:
     return "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith(">")).strip()
 
 
-def _strip_text(text: str) -> str:
-    text = text.replace("\r\n", "\n")
+def bounded_text(text: str, max_chars: int, max_line: int = REPLY_PARSER_MAX_LINE) -> tuple[str, bool]:
+    """Trailing spaces dropped, runs of blank lines made one, lines and the whole cut to size
+    (linear time); and whether anything but whitespace was cut."""
+    lines: list[str] = []
+    size = 0
+    cut = False
+    blank = False
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = line.rstrip()
+        if not line:
+            if blank:
+                continue
+            blank = True
+        else:
+            blank = False
+        if len(line) > max_line:
+            line, cut = line[:max_line], True
+        if size + len(line) + 1 > max_chars:
+            cut = True
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines), cut
+
+
+def _strip_text(text: str, max_chars: int, warnings: list[str]) -> str:
+    text, cut = bounded_text(text, max_chars)
+    if cut:
+        warnings.append(f"reply text cut to {max_chars} characters before quote stripping")
     try:
         from mailparser_reply import EmailReplyParser
 
