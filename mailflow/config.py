@@ -266,7 +266,9 @@ def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
 def _section_of(data: Mapping[str, Any], key: str, cls: type, where: str) -> dict[str, Any]:
     table = _table(data, key, where)
     defaults = cls()
-    fields = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(defaults)}
+    fields: dict[str, type | tuple[type, ...]] = {
+        f.name: (int, float) if isinstance(getattr(defaults, f.name), float) else type(getattr(defaults, f.name))
+        for f in dataclasses.fields(defaults)}
     _only(table, set(fields), where, f"[{key}]")
     _types(table, fields, where, f"[{key}]")
     return table

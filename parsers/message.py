@@ -17,6 +17,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from parsers import attachments as att
+from parsers.bounds import check_header_items
 from parsers.errors import LimitExceeded
 from parsers.htmltext import html_to_text
 from parsers.model import ParseLimits
@@ -186,6 +187,7 @@ def normalise(msg: Message, limits: ParseLimits, depth: int = 0, raw: bytes | No
         raise LimitExceeded(f"nesting deeper than {limits.max_depth} levels")
     m = mail
     if m is None:
+        check_header_items(msg, limits)   # a forwarded message: bound its headers before reading them
         m = Mail(msg=msg, depth=depth)
         fill_headers(m, raw)
     texts: list[str] = []

@@ -11,10 +11,21 @@ KINDS = ("form", "reply", "auto_reply", "bounce", "unrelated")
 
 @dataclass(frozen=True)
 class ParseLimits:
+    """Bounds on the work one message may cost (the config's [limits])."""
+
     max_message_bytes: int = 25_000_000
     max_attachment_bytes: int = 15_000_000
     max_depth: int = 6
     max_docx_uncompressed: int = 50_000_000
+    # Checked on the raw header bytes before parsing (and on each forwarded message's headers).
+    max_header_count: int = 1_000
+    max_header_bytes: int = 100_000          # one header field, folded lines included
+    max_recipients: int = 1_000              # addresses in To, Cc and Bcc together
+    # Text handed to the quote stripper and to form extraction is cut to these sizes.
+    max_reply_text_chars: int = 32_000
+    max_form_text_chars: int = 200_000
+    # A parse taking longer is stopped (its worker process killed) and the message quarantined.
+    parse_timeout_seconds: float = 30.0
 
 
 @dataclass

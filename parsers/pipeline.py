@@ -9,6 +9,7 @@ import re
 from parsers import forms
 from parsers.attachments import quiet_libraries
 from parsers.authresults import parse_auth_results
+from parsers.bounds import check_raw_headers, message_id_of
 from parsers.classify import classify_automated
 from parsers.errors import LimitExceeded
 from parsers.message import Mail, fill_headers, normalise, parse_bytes
@@ -67,6 +68,11 @@ def _reject(pm: ParsedMessage, reason: str) -> None:
 def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
     if len(raw) > limits.max_message_bytes:
         raise LimitExceeded(f"message larger than {limits.max_message_bytes} bytes ({len(raw)})")
+    try:
+        check_raw_headers(raw, limits)
+    except LimitExceeded:
+        pm.message_id = message_id_of(raw)   # still identifiable in quarantine
+        raise
     msg = parse_bytes(raw)
     # Headers first, so a later limit still leaves the message identifiable in quarantine.
     m = Mail(msg=msg)
@@ -104,22 +110,22 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
 
     if pm.case_ref and not pm.automated:
         pm.kind = "reply"
-        new_text, warns = new_text_of(m.text, m.html)
+        new_text, warns = new_text_of(m.text, m.html, limits.max_reply_text_chars)
         pm.new_text = new_text
         pm.warnings.extend(warns)
         pm.commands, cwarns = extract_commands(new_text)
         pm.warnings.extend(cwarns)
-        ex = forms.extract_best(new_text)
+        ex = _extract(new_text, limits, pm.warnings)
         # A form attached to the reply (e.g. the Stage 2 template) is new content too.
         for a in m.attachments:
             if a.text.strip():
-                forms.merge(ex, forms.extract_best(a.text), f"attachment {a.filename}")
+                forms.merge(ex, _extract(a.text, limits, pm.warnings), f"attachment {a.filename}")
         pm.fields = ex.fields
         pm.extra_fields = ex.extra
         pm.warnings.extend(ex.warnings)
         return
 
-    ex = _extract_form(m)
+    ex = _extract_form(m, limits, pm.warnings)
     pm.new_text = pm.full_text
     if not pm.automated and forms.looks_like_form(ex):
         pm.kind = "form"
@@ -199,10 +205,18 @@ def _sources(m: Mail, out: list[tuple[str, str]]) -> None:
         _sources(f, out)
 
 
-def _extract_form(m: Mail) -> forms.Extraction:
+def _extract(text: str, limits: ParseLimits, warnings: list[str]) -> forms.Extraction:
+    """Form extraction on at most max_form_text_chars of the text (a form is at its start)."""
+    if len(text) > limits.max_form_text_chars:
+        text = text[: limits.max_form_text_chars]
+        warnings.append(f"text cut to {limits.max_form_text_chars} characters for form extraction")
+    return forms.extract_best(text)
+
+
+def _extract_form(m: Mail, limits: ParseLimits, warnings: list[str]) -> forms.Extraction:
     sources: list[tuple[str, str]] = []
     _sources(m, sources)
-    results = [(name, forms.extract_best(text)) for name, text in sources]
+    results = [(name, _extract(text, limits, warnings)) for name, text in sources]
     results = [r for r in results if r[1].fields or r[1].extra]
     if not results:
         return forms.Extraction()

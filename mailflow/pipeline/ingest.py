@@ -22,7 +22,7 @@ from mailflow.pipeline.apply import apply_message
 from mailflow.pipeline.floods import is_flood_hold, tell_business_team_once
 from mailflow.pipeline.outbox import queue_mail
 from mailflow.sources.base import InboundMail, Outcome
-from parsers import parse_message
+from parsers.worker import parse_in_worker
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -80,7 +80,7 @@ def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str 
     source_id = fit(InboundMessage.source_id, mail.source_id) or ""
     message_id: str | None = None
     try:
-        parsed = parse_message(mail.raw, app.config.limits)
+        parsed = parse_in_worker(mail.raw, app.config.limits)   # quarantined when over the time limit
         message_id = parsed.message_id
         return _record(rt, mail, parsed, source_id, sha, now)
     except IntegrityError as exc:
