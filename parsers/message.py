@@ -103,22 +103,25 @@ def header_str(msg: Message, name: str) -> str | None:
     return None
 
 
+def raw_header(msg: Message, name: str) -> str | None:
+    """A header's raw value, unfolded, without the structured parse (for linear readers)."""
+    for k, v in _raw_items(msg):
+        if k.lower() == name.lower():
+            return str(v).replace("\r", "").replace("\n", "")
+    return None
+
+
 def _addresses(msg: Message, name: str, trouble: list[str] | None = None
                ) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
+    """Recipient lists, read with the stdlib's linear getaddresses (the header registry is
+    quadratic in the header's length); only the addresses are used."""
+    raw = [str(v).replace("\r", "").replace("\n", "") for k, v in _raw_items(msg) if k.lower() == name.lower()]
     try:
-        values = msg.get_all(name) or []
-        for v in values:
-            addrs = getattr(v, "addresses", None)
-            if addrs is None:
-                out.extend(getaddresses([str(v)]))
-            else:
-                out.extend((a.display_name, a.addr_spec) for a in addrs)
-    except Exception:  # noqa: BLE001 - malformed address header
+        out = getaddresses(raw)
+    except RecursionError:  # deeply nested comments
         if trouble is not None:
             trouble.append(name)
-        raw = [v for k, v in _raw_items(msg) if k.lower() == name.lower()]
-        out = getaddresses([str(r) for r in raw])
+        return []
     return [(n, a.strip().strip("<>")) for n, a in out if a and "@" in a]
 
 
@@ -211,11 +214,11 @@ def fill_headers(m: Mail, raw: bytes | None = None) -> None:
     m.reply_to = [a.lower() for _, a in _addresses(msg, "Reply-To", trouble)]
     for h in ("Delivered-To", "X-Original-To", "Envelope-To"):
         m.envelope_to.extend(a.lower() for _, a in _addresses(msg, h))
-    ids = _msgids(header_str(msg, "Message-ID"))
+    ids = _msgids(raw_header(msg, "Message-ID"))
     m.message_id = ids[0] if ids else None
-    irt = _msgids(header_str(msg, "In-Reply-To"))
+    irt = _msgids(raw_header(msg, "In-Reply-To"))
     m.in_reply_to = irt[0] if irt else None
-    m.references = _msgids(header_str(msg, "References"))
+    m.references = _msgids(raw_header(msg, "References"))
     rp = header_str(msg, "Return-Path")
     if rp is not None:
         rp = rp.strip()

@@ -19,11 +19,16 @@ class ParseLimits:
     max_docx_uncompressed: int = 50_000_000
     # Checked on the raw header bytes before parsing (and on each forwarded message's headers).
     max_header_count: int = 1_000
-    max_header_bytes: int = 100_000          # one header field, folded lines included
+    # One header field, folded lines included. The stdlib's structured header parser is quadratic
+    # (a 32 KB Content-Type or Subject can take seconds), so ordinary fields are kept short; address
+    # lists and References are read by linear parsers and may be longer.
+    max_header_bytes: int = 16_000
+    max_address_list_bytes: int = 256_000     # To, Cc, Bcc, Reply-To, Resent-*, References
     max_recipients: int = 1_000              # addresses in To, Cc and Bcc together
+    max_parts: int = 250                     # MIME parts, forwarded messages' included
     # Text handed to the quote stripper and to form extraction is cut to these sizes.
     max_reply_text_chars: int = 32_000
-    max_form_text_chars: int = 200_000
+    max_form_text_chars: int = 64_000
     # A parse taking longer is stopped (its worker process killed) and the message quarantined.
     parse_timeout_seconds: float = 30.0
 

@@ -9,12 +9,13 @@ import re
 from parsers import forms
 from parsers.attachments import quiet_libraries
 from parsers.authresults import parse_auth_results
-from parsers.bounds import check_raw_headers, message_id_of
+from parsers.bounds import check_parts, check_raw_headers, check_raw_parts, message_id_of
 from parsers.classify import classify_automated
 from parsers.errors import LimitExceeded
 from parsers.message import Mail, fill_headers, normalise, parse_bytes
 from parsers.model import ParsedMessage, ParseLimits
 from parsers.replies import (
+    bounded_text,
     case_from_thread,
     extract_commands,
     new_text_of,
@@ -70,10 +71,12 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
         raise LimitExceeded(f"message larger than {limits.max_message_bytes} bytes ({len(raw)})")
     try:
         check_raw_headers(raw, limits)
+        check_raw_parts(raw, limits)
     except LimitExceeded:
         pm.message_id = message_id_of(raw)   # still identifiable in quarantine
         raise
     msg = parse_bytes(raw)
+    check_parts(msg, limits)
     # Headers first, so a later limit still leaves the message identifiable in quarantine.
     m = Mail(msg=msg)
     fill_headers(m, raw)
@@ -207,8 +210,8 @@ def _sources(m: Mail, out: list[tuple[str, str]]) -> None:
 
 def _extract(text: str, limits: ParseLimits, warnings: list[str]) -> forms.Extraction:
     """Form extraction on at most max_form_text_chars of the text (a form is at its start)."""
-    if len(text) > limits.max_form_text_chars:
-        text = text[: limits.max_form_text_chars]
+    text, cut = bounded_text(text, limits.max_form_text_chars, max_line=limits.max_form_text_chars)
+    if cut:
         warnings.append(f"text cut to {limits.max_form_text_chars} characters for form extraction")
     return forms.extract_best(text)
 

@@ -47,8 +47,8 @@ def test_a_400_kb_reply_with_long_blank_runs_parses_in_well_under_a_second() -> 
 
 @pytest.mark.parametrize(("header", "reason"), [
     ("".join(f"X-Junk-{i}: x\r\n" for i in range(1_500)), "more than 1000 header fields"),
-    ("X-Long: " + "a " * 60_000 + "\r\n", "a header field longer than 100000 bytes"),
-    ("X-Folded: a\r\n" + " b\r\n" * 40_000, "a header field longer than 100000 bytes"),
+    ("X-Long: " + "a " * 60_000 + "\r\n", "a header field longer than 16000 bytes"),
+    ("X-Folded: a\r\n" + " b\r\n" * 40_000, "a header field longer than 16000 bytes"),
     ("To: " + ",\r\n ".join(f"r{i}@example.org" for i in range(2_000)) + "\r\n", "more than 1000 recipients"),
     ("Cc: " + ", ".join(f"r{i}@x.org" for i in range(600)) + "\r\nBcc: "
      + ", ".join(f"s{i}@x.org" for i in range(600)) + "\r\n", "more than 1000 recipients"),
@@ -70,7 +70,10 @@ def test_100k_recipients_in_a_forwarded_message_are_bounded_too() -> None:
     start = time.perf_counter()
     p = parse_message(raw)
     assert time.perf_counter() - start < 5.0
-    assert p.rejected is not None and ("recipients" in p.rejected or "header field longer" in p.rejected)
+    assert p.rejected == "an address list longer than 256000 bytes"
+    smaller = raw.replace(", ".join(f"r{i}@x.org" for i in range(100_000)).encode(),
+                          ", ".join(f"r{i}@x.org" for i in range(5_000)).encode())
+    assert parse_message(smaller).rejected == "more than 1000 recipients"
 
 
 def test_under_the_bounds_nothing_changes() -> None:
