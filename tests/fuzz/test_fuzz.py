@@ -2,8 +2,8 @@
 100k recipients, deep nesting, truncation, huge quoted replies, thousands of parts, damaged
 boundaries, spliced messages and odd line endings.
 
-Every message is parsed in the parse worker (the process ingest uses, with its hard time limit);
-every 10th is also ingested on SQLite through `ingest_one` (the whole pipeline: record, apply,
+Every message is parsed in a parse worker (the process ingest uses, with its hard time limit; two
+side by side); every 10th is also ingested on SQLite through `ingest_one` (the whole pipeline: record, apply,
 quarantine), which is the slow part. Asserted: no exception escapes parse or ingest, no parse over
 the time limit and no parser process death, and each ingested message is recorded (processed, left
 or quarantined) or settled as a duplicate of one recorded.
@@ -15,8 +15,10 @@ MAILFLOW_FUZZ_SEED: a failure names the message (`#i corpus-file mutations`), wh
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ from mailflow.db.models import InboundMessage
 from mailflow.pipeline.ingest import ingest_one
 from mailflow.sources.base import InboundMail, Outcome
 from parsers import ParseLimits
+from parsers.bounds import message_id_of
 from parsers.worker import ParseWorker
 from tests.conftest import make_config
 from tests.fuzz.mutations import corpus, mutant
@@ -35,6 +38,7 @@ from tests.fuzz.mutations import corpus, mutant
 COUNT = int(os.environ.get("MAILFLOW_FUZZ_COUNT", "2000"))
 SEED = int(os.environ.get("MAILFLOW_FUZZ_SEED", "20261203"))
 INGEST_EVERY = int(os.environ.get("MAILFLOW_FUZZ_INGEST_EVERY", "10"))
+PARSERS = 2                 # parse workers run side by side (this machine has 2 cores)
 LIMITS = ParseLimits()      # the shipped limits, time limit included
 
 
@@ -42,33 +46,41 @@ LIMITS = ParseLimits()      # the shipped limits, time limit included
 def test_fuzzed_messages_never_escape_stall_or_vanish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     messages = corpus()
     assert len(messages) >= 40
+    started = time.monotonic()
+    # Parse: every message, in two parse workers (one per core), each timed.
+    results: dict[int, tuple[float, str, str | None]] = {}    # i -> (seconds, label, rejected)
+    escapes: list[str] = []
+
+    def parse_share(share: int) -> None:
+        worker = ParseWorker()
+        try:
+            for i in range(share, COUNT, PARSERS):
+                label, raw = mutant(i, SEED, messages)
+                t0 = time.perf_counter()
+                try:
+                    parsed = worker.parse(raw, LIMITS)
+                except Exception as exc:  # noqa: BLE001 - the figure being measured
+                    escapes.append(f"{label}: parse raised {type(exc).__name__}")
+                    continue
+                results[i] = (time.perf_counter() - t0, label, parsed.rejected)
+        finally:
+            worker.close()
+
+    with ThreadPoolExecutor(PARSERS) as pool:
+        list(pool.map(parse_share, range(PARSERS)))
+    stalled = [f"{label}: {why}" for _, label, why in results.values()
+               if why and ("took longer" in why or "process died" in why)]
+
+    # Ingest: every INGEST_EVERY-th message through the whole pipeline on SQLite.
     app = App.open(make_config(tmp_path, f"sqlite:///{tmp_path / 'fuzz.db'}"),
                    FixedClock(parse_instant("2026-12-21T10:00:00")))
-    worker = ParseWorker()
-    timings: list[tuple[float, str]] = []
-    escapes: list[str] = []
-    stalled: list[str] = []
     unrecorded: list[str] = []
     outcomes: dict[str, int] = {}
-    rejected = ingested = 0
-    started = time.monotonic()
+    ingested = 0
     try:
         rt = app.runtime()
-        for i in range(COUNT):
+        for i in range(0, COUNT, INGEST_EVERY):
             label, raw = mutant(i, SEED, messages)
-            t0 = time.perf_counter()
-            try:
-                parsed = worker.parse(raw, LIMITS)
-            except Exception as exc:  # noqa: BLE001 - the figure being measured
-                escapes.append(f"{label}: parse raised {type(exc).__name__}")
-                continue
-            timings.append((time.perf_counter() - t0, label))
-            if parsed.rejected:
-                rejected += 1
-                if "took longer" in parsed.rejected or "process died" in parsed.rejected:
-                    stalled.append(f"{label}: {parsed.rejected}")
-            if i % INGEST_EVERY:
-                continue
             source_id = f"fuzz:{i}"
             try:
                 outcome, _ = ingest_one(rt, InboundMail(raw=raw, source_id=source_id))
@@ -77,29 +89,32 @@ def test_fuzzed_messages_never_escape_stall_or_vanish(tmp_path: Path, capsys: py
                 continue
             ingested += 1
             outcomes[outcome.value] = outcomes.get(outcome.value, 0) + 1
-            if not _recorded(app, source_id, parsed.message_id, parsed.sha256):
+            if not _recorded(app, source_id, raw):
                 unrecorded.append(label)
     finally:
-        worker.close()
         app.close()
 
     elapsed = time.monotonic() - started
-    times = sorted(t for t, _ in timings)
-    slowest_time, slowest = max(timings) if timings else (0.0, "")
+    times = sorted(t for t, _, _ in results.values())
+    slowest_time, slowest, _ = max(results.values()) if results else (0.0, "", None)
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))] if times else 0.0
+    rejected = sum(1 for _, _, why in results.values() if why)
     with capsys.disabled():
-        print(f"\nfuzz: {COUNT} messages (seed {SEED}) in {elapsed:.0f} s; {rejected} rejected by the parser; "
-              f"{ingested} ingested on SQLite: {outcomes}; escapes {len(escapes)}, over the time limit "
-              f"{len(stalled)}, unrecorded {len(unrecorded)}; parse p50 {times[len(times) // 2] * 1000:.0f} ms, "
+        print(f"\nfuzz: {COUNT} messages (seed {SEED}) in {elapsed:.0f} s; {rejected} rejected by the parser "
+              f"(quarantined); {ingested} ingested on SQLite: {outcomes}; escapes {len(escapes)}, over the time "
+              f"limit {len(stalled)}, unrecorded {len(unrecorded)}; parse p50 {times[len(times) // 2] * 1000:.0f} ms, "
               f"p99 {p99 * 1000:.0f} ms, slowest {slowest_time:.2f} s ({slowest})")
     assert escapes == []
     assert stalled == []
+    assert len(results) == COUNT
     assert unrecorded == []
     assert sum(outcomes.values()) == ingested and set(outcomes) <= {o.value for o in Outcome}
 
 
-def _recorded(app: App, source_id: str, message_id: str | None, sha256: str) -> bool:
+def _recorded(app: App, source_id: str, raw: bytes) -> bool:
     """Recorded under its own source id, or (a duplicate) under its Message-ID or bytes."""
+    sha256 = hashlib.sha256(raw).hexdigest()
+    message_id = message_id_of(raw)
     with app.db.transaction() as s:
         conditions = [InboundMessage.source_id == source_id, InboundMessage.sha256 == sha256]
         if message_id:
