@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean chaos
+.PHONY: run test bench lint clean chaos fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The parser fuzz suite's long run (CI runs 2,000; MAILFLOW_FUZZ_SEED=n for another seed).
+fuzz: $(STAMP)
+	MAILFLOW_FUZZ_COUNT=$${MAILFLOW_FUZZ_COUNT:-10000} $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check mailflow parsers tests bench

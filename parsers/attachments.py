@@ -18,22 +18,52 @@ from parsers.model import ParseLimits
 MAX_PDF_PAGES = 40
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
-# Libraries that log fragments of the documents they choke on (personal data): muted while used.
+# Libraries that log fragments of the documents they read (personal data). They are muted for
+# good, whatever -v says: their own level is set above CRITICAL (their child loggers inherit it),
+# they do not propagate to the daemon's handlers, and a filter drops anything still handed to them.
 _CHATTY = ("pypdf", "pdfminer", "pdfplumber", "extract_msg", "olefile", "tnefparse", "mailparser",
-           "docx")
+           "docx", "compressed_rtf", "RTFDE", "ebcdic")
+_SILENT = logging.CRITICAL + 1
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+_DROP_ALL = _DropAll()
+
+
+_known_loggers = [-1]
+
+
+def silence_libraries() -> None:
+    """Mute the document libraries' loggers (cheap when already done; re-asserted per message)."""
+    for name in _CHATTY:
+        lg = logging.getLogger(name)
+        if lg.level != _SILENT:
+            lg.setLevel(_SILENT)
+        lg.propagate = False
+        if _DROP_ALL not in lg.filters:
+            lg.addFilter(_DROP_ALL)
+    loggers = logging.root.manager.loggerDict
+    if len(loggers) == _known_loggers[0]:
+        return
+    _known_loggers[0] = len(loggers)
+    for child_name in list(loggers):
+        if child_name.split(".")[0] in _CHATTY and "." in child_name:
+            child = logging.getLogger(child_name)
+            if child.level not in (logging.NOTSET, _SILENT):
+                child.setLevel(_SILENT)      # someone set a child's level: mute it too
+            child.propagate = False
+            if _DROP_ALL not in child.filters:
+                child.addFilter(_DROP_ALL)
 
 
 @contextlib.contextmanager
 def quiet_libraries() -> Iterator[None]:
-    loggers = [logging.getLogger(n) for n in _CHATTY]
-    saved = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, saved, strict=True):
-            lg.setLevel(level)
+    silence_libraries()
+    yield
 
 
 _DOCX_TYPES = {"application/vnd.openxmlformats-officedocument.wordprocessingml.document"}

@@ -38,6 +38,8 @@ _START_SECONDS = 120.0   # importing the parsers on a busy machine; not the per-
 def _serve(inbox: Connection, outbox: Connection, target: ParseFunction) -> None:
     """The worker's loop: (raw, limits) in, ParsedMessage out, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    # Nothing logged in here reaches the daemon's log or stderr (no message content can leak).
+    logging.getLogger().addHandler(logging.NullHandler())
     target(_WARM_UP, ParseLimits())
     outbox.send("ready")
     while True:
