@@ -14,6 +14,8 @@ def parse_address(text: str) -> Address | None:
     user, at, domain = spec.rpartition("@")
     if not at or not user or "." not in domain:
         return None
+    if len(user) >= 2 and user[0] == user[-1] == '"':
+        user = user[1:-1]          # a quoted local part: Address quotes it again where needed
     try:
         return Address(display_name=name, username=user, domain=domain)
     except (ValueError, IndexError):

@@ -94,5 +94,5 @@ def test_an_unusual_but_unambiguous_address_of_a_participant_still_acts(h: Harne
     with h.app.db.transaction() as s:
         case = s.scalars(select(Case).where(Case.reference == ref)).one()
         add_participants(s, case, [raiser], "raiser", "raiser", None, None)
-    h.ingest(_raw(h, ref, [f"From: Jo Example <{raiser}>"], "#withdraw no longer needed", thread))
-    assert h.case(ref)["state"] == "withdrawn"
+    outcome, reason = h.ingest(_raw(h, ref, [f"From: Jo Example <{raiser}>"], "#withdraw no longer needed", thread))
+    assert h.case(ref)["state"] == "withdrawn", (reason, [e.detail for e in h.events(ref)][-3:])
