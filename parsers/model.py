@@ -23,7 +23,7 @@ class ParseLimits:
     # (a 32 KB Content-Type or Subject can take seconds), so ordinary fields are kept short; address
     # lists and References are read by linear parsers and may be longer.
     max_header_bytes: int = 16_000
-    max_address_list_bytes: int = 256_000     # To, Cc, Bcc, Reply-To, Resent-*, References
+    max_address_list_bytes: int = 256_000     # To, Cc, Bcc, Reply-To, Resent-*, References together
     max_recipients: int = 1_000              # addresses in To, Cc and Bcc together
     max_parts: int = 250                     # MIME parts, forwarded messages' included
     # Text handed to the quote stripper and to form extraction is cut to these sizes.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
+from typing import Any
 
 from parsers import forms
 from parsers.attachments import quiet_libraries
@@ -13,7 +15,7 @@ from parsers.bounds import check_parts, check_raw_headers, check_raw_parts, mess
 from parsers.classify import classify_automated
 from parsers.errors import LimitExceeded
 from parsers.message import Mail, fill_headers, normalise, parse_bytes
-from parsers.model import ParsedMessage, ParseLimits
+from parsers.model import Command, ParsedMessage, ParseLimits
 from parsers.replies import (
     bounded_text,
     case_from_thread,
@@ -54,7 +56,39 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
         log.debug("parser error on %s: %s", pm.message_id, type(exc).__name__)
         _reject(pm, f"parser error: {type(exc).__name__}")
     pm.warnings = list(dict.fromkeys(pm.warnings))
+    _no_surrogates(pm)
     return pm
+
+
+def _no_surrogates(pm: ParsedMessage) -> None:
+    """Undecodable header bytes come through the stdlib as lone surrogates, which no database or
+    mail can store: each becomes U+FFFD."""
+    for f in dataclasses.fields(pm):
+        value = getattr(pm, f.name)
+        cleaned = _clean(value)
+        if cleaned is not value:
+            setattr(pm, f.name, cleaned)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, list):
+        items = [_clean(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if isinstance(value, dict):
+        pairs = {_clean(k): _clean(v) for k, v in value.items()}
+        same = list(pairs) == list(value) and all(pairs[k] is value[k] for k in value)
+        return value if same else pairs
+    if isinstance(value, Command):
+        return Command(name=_clean(value.name), text=_clean(value.text))
+    return value
 
 
 def _reject(pm: ParsedMessage, reason: str) -> None:
