@@ -11,7 +11,7 @@ from typing import Any
 from parsers import forms
 from parsers.attachments import quiet_libraries
 from parsers.authresults import parse_auth_results
-from parsers.bounds import check_parts, check_raw_headers, check_raw_parts, message_id_of
+from parsers.bounds import check_parts, check_raw_headers, check_raw_parts, check_raw_report, message_id_of
 from parsers.classify import classify_automated
 from parsers.errors import LimitExceeded
 from parsers.message import Mail, fill_headers, normalise, parse_bytes
@@ -106,6 +106,7 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
     try:
         check_raw_headers(raw, limits)
         check_raw_parts(raw, limits)
+        check_raw_report(raw)
     except LimitExceeded:
         pm.message_id = message_id_of(raw)   # still identifiable in quarantine
         raise
