@@ -87,7 +87,10 @@ def _clean(value: Any) -> Any:
         same = list(pairs) == list(value) and all(pairs[k] is value[k] for k in value)
         return value if same else pairs
     if isinstance(value, Command):
-        return Command(name=_clean(value.name), text=_clean(value.text))
+        name, text = _clean(value.name), _clean(value.text)
+        if name is value.name and text is value.text:
+            return value
+        return dataclasses.replace(value, name=name, text=text)
     return value
 
 
