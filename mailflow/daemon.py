@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from mailflow.db.database import describe_error
+from mailflow.logging_setup import error_summary
 from mailflow.pipeline.ingest import ingest_source
 from mailflow.pipeline.sender import drain
 from mailflow.pipeline.sweep import sweep
@@ -60,9 +60,9 @@ def _step(report: PassReport, rt: PartnershipRuntime, what: str, fn) -> None:  #
     try:
         fn()
     except Exception as exc:  # noqa: BLE001 - logged loudly; the loop goes on
-        # describe_error: a database error's own text carries its SQL parameters (message text).
-        log.error("%s: %s step failed: %s", rt.prefix, what, describe_error(exc))
-        report.errors.append(f"{rt.prefix} {what}: {describe_error(exc)}")
+        # error_summary: a database error's own text carries its SQL parameters (message text).
+        log.error("%s: %s step failed: %s", rt.prefix, what, error_summary(exc))
+        report.errors.append(f"{rt.prefix} {what}: {error_summary(exc)}")
 
 
 def sweep_and_send(app: App, runtimes: list[PartnershipRuntime]) -> PassReport:
@@ -156,7 +156,7 @@ class Daemon:
 
                 send_digests(self.app, self.app.clock.now())
         except Exception as exc:  # noqa: BLE001 - the deadlines must go on
-            log.error("watchdog or digest failed: %s", describe_error(exc))
+            log.error("watchdog or digest failed: %s", error_summary(exc))
 
     def _read_mailbox(self, rt: PartnershipRuntime) -> None:
         due = self.mail_due[rt.prefix]
@@ -180,7 +180,7 @@ class Daemon:
                 if source.wait_for_mail(timeout=10.0):
                     return
             except Exception as exc:  # noqa: BLE001 - the next read reconnects
-                log.error("%s: waiting on %s failed: %s", rt.prefix, source.name, describe_error(exc))
+                log.error("%s: waiting on %s failed: %s", rt.prefix, source.name, error_summary(exc))
                 due.wait(5)
                 return
             if time.monotonic() - started < 0.05:  # a source that returned at once: do not spin

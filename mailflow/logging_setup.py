@@ -33,13 +33,29 @@ class ContentLoggerFilter(logging.Filter):
 
 
 def error_summary(exc: BaseException) -> str:
-    """What a log line may say about an exception: mailflow's own sentences (which name ids and
-    references, never message content) in full; anything else by its type, since its text may
-    quote a message, an address or SQL parameters."""
+    """What a log line or a stored reason may say about an exception, in one line: mailflow's own
+    sentences (which name ids and references, never message content) in full; a database error by
+    its kind and the constraint it broke, never its SQL or parameters (SQLAlchemy's str() carries
+    both, and the parameters are message text: names, addresses, dates of birth); anything else by
+    its type, since its text may quote a message, an address or SQL parameters."""
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
+
     from mailflow.errors import MailflowError
 
     if isinstance(exc, MailflowError):
         return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, StatementError):
+        orig = exc.orig
+        kind = f"{type(exc).__name__} ({type(orig).__name__})" if orig is not None else type(exc).__name__
+        constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
+        if constraint is None and isinstance(exc, IntegrityError) and orig is not None and orig.args:
+            # SQLite names the columns, not the constraint: "UNIQUE constraint failed: t.a, t.b"
+            text = str(orig.args[0])
+            if text.startswith("UNIQUE constraint failed:"):
+                constraint = text.partition(":")[2].strip()
+        return f"{kind} on {constraint}" if constraint else kind
+    if isinstance(exc, SQLAlchemyError):
+        return type(exc).__name__
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: {exc.strerror}"
     return type(exc).__name__

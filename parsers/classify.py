@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from parsers.message import Mail
 from parsers.model import ParsedMessage
+from parsers.values import EMAIL_RE
 
 _DAEMON = re.compile(
     r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounces?|microsoftexchange[0-9a-f]*)"
@@ -192,14 +193,13 @@ _FAILED_TO = re.compile(
     r"(?:Delivery has failed to these recipients or groups:|could not be delivered to"
     r"|couldn't be delivered to|following address(?:es)? failed|Your message to)"
     r"\s*((?:\s*<?[^\s<>@]+@[^\s<>]+>?[:,]?)+)", re.I)
-_ADDR = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
 
 def _recipients_from_text(text: str, m: Mail) -> list[str]:
     """Failed recipients named in an NDR's human-readable text (no DSN part)."""
     out: list[str] = []
     for found in _FAILED_TO.finditer(text):
-        for a in _ADDR.findall(found.group(1)):
+        for a in EMAIL_RE.findall(found.group(1)):
             a = a.lower()
             if a not in out and a != (m.from_addr or "") and a not in m.to:
                 out.append(a)

@@ -25,6 +25,7 @@ from parsers.replies import (
     ref_from_subject,
     token_from_addresses,
 )
+from parsers.values import EMAIL_RE
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ _INLINE_FWD_MARKER = re.compile(
 )
 _INLINE_FWD_FROM = re.compile(r"^[ \t>]*\*?From:\*?[ \t]*(.+)$", re.I)
 # The lookbehind starts a match only where a run of address characters starts: linear time.
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+'\-])[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
 def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessage:
     """Classify and extract one raw RFC 5322 message. Never raises."""
@@ -282,6 +282,6 @@ def _original_sender(m: Mail) -> str | None:
         for following in lines[i + 1:i + 5]:
             found = _INLINE_FWD_FROM.match(following)
             if found:
-                e = _EMAIL.search(found.group(1))
+                e = EMAIL_RE.search(found.group(1))
                 return e.group(0).lower() if e else None
     return None

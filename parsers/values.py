@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from datetime import date
 
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# The look-behind starts a match only where a local part starts: a search over a long run of
+# local-part characters with no usable '@' stays linear instead of retrying from every position.
+EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+'\-])[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 PHONE_RE = re.compile(r"(?:(?:\+44\s?|0)(?:\d[\s\-]?){9,10})")
 _MONTHS = {m: i for i, names in enumerate([
     (), ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",),

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from mailflow.cli.context import CliContext
 from mailflow.core.lifecycle import State
 from mailflow.errors import MailflowError
-from mailflow.logging_setup import configure_logging
+from mailflow.logging_setup import configure_logging, error_summary
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by SIGPIPE
 
@@ -156,9 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted", 1)
     except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
         logging.getLogger("mailflow").debug("unhandled error", exc_info=True)
-        from mailflow.db.database import describe_error  # a database error's text carries its parameters
-
-        return _fail(describe_error(exc), 1)
+        return _fail(error_summary(exc), 1)   # a database error's own text carries its parameters
     finally:
         ctx.close()
 

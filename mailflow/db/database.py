@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailflow.db.bounds import bound_session
@@ -50,27 +49,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line fit for a log or a stored reason. For a database error: its kind and the constraint
-    it broke, never its SQL or parameters (SQLAlchemy's str() carries both, and the parameters are
-    message text: names, addresses, dates of birth). Other errors as `error_summary` tells them."""
-    if isinstance(exc, StatementError):
-        orig = exc.orig
-        kind = f"{type(exc).__name__} ({type(orig).__name__})" if orig is not None else type(exc).__name__
-        constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
-        if constraint is None and isinstance(exc, IntegrityError) and orig is not None and orig.args:
-            # SQLite names the columns, not the constraint: "UNIQUE constraint failed: t.a, t.b"
-            text = str(orig.args[0])
-            if text.startswith("UNIQUE constraint failed:"):
-                constraint = text.partition(":")[2].strip()
-        return f"{kind} on {constraint}" if constraint else kind
-    if isinstance(exc, SQLAlchemyError):
-        return type(exc).__name__
-    from mailflow.logging_setup import error_summary
-
-    return error_summary(exc)
 
 
 def normalise_url(url: str) -> str:

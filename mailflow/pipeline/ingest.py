@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mailflow.db.bounds import fit
-from mailflow.db.database import describe_error
 from mailflow.db.models import InboundMessage
 from mailflow.db.store import find_duplicate, message_id_key, record_event
+from mailflow.logging_setup import error_summary
 from mailflow.pipeline.apply import apply_message
 from mailflow.pipeline.floods import is_flood_hold, tell_business_team_once
 from mailflow.pipeline.outbox import queue_mail
@@ -90,7 +90,7 @@ def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str 
         failure: Exception = exc
     except Exception as exc:  # noqa: BLE001 - the message is quarantined below; the mailbox goes on
         failure = exc
-    log.error("%s could not be recorded: %s; quarantining it", source_id, describe_error(failure))
+    log.error("%s could not be recorded: %s; quarantining it", source_id, error_summary(failure))
     if not isinstance(failure, SQLAlchemyError):  # a database error's traceback carries its parameters
         log.debug("traceback for %s", source_id, exc_info=failure)
     return _quarantine_unrecorded(rt, mail, source_id, message_id, sha, now, failure)
@@ -120,11 +120,11 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
                     outcome, reason = apply_message(s, rt, parsed, inbound, now)
                 inbound.outcome, inbound.reason = outcome.value, reason
             except Exception as exc:  # noqa: BLE001 - quarantine and carry on; the raw is kept
-                log.error("could not apply inbound #%s: %s", inbound.id, describe_error(exc))
+                log.error("could not apply inbound #%s: %s", inbound.id, error_summary(exc))
                 if not isinstance(exc, SQLAlchemyError):
                     log.debug("traceback for inbound #%s", inbound.id, exc_info=True)
                 inbound.outcome = Outcome.QUARANTINED.value
-                inbound.reason = f"could not be applied: {describe_error(exc)}"
+                inbound.reason = f"could not be applied: {error_summary(exc)}"
         if inbound.outcome == Outcome.QUARANTINED.value:
             _tell_business_team(s, rt, inbound, now)
         log.info("inbound #%s %s: %s", inbound.id, parsed.kind, inbound.outcome)
@@ -143,14 +143,14 @@ def _recorded_by_another(rt: PartnershipRuntime, source_id: str, message_id: str
                      source_id, duplicate.id)
             return Outcome(duplicate.outcome), duplicate.reason
     except SQLAlchemyError as exc:
-        log.error("%s: could not look up the conflicting record: %s", source_id, describe_error(exc))
+        log.error("%s: could not look up the conflicting record: %s", source_id, error_summary(exc))
         return None
 
 
 def _quarantine_unrecorded(rt: PartnershipRuntime, mail: InboundMail, source_id: str, message_id: str | None,
                            sha: str, now: datetime, failure: Exception) -> tuple[Outcome, str | None]:
     """The least that can be recorded (raw bytes kept), quarantined, in a fresh transaction."""
-    reason = f"could not be recorded: {describe_error(failure)}"
+    reason = f"could not be recorded: {error_summary(failure)}"
     try:
         with rt.app.db.transaction() as s:
             inbound = InboundMessage(
@@ -165,7 +165,7 @@ def _quarantine_unrecorded(rt: PartnershipRuntime, mail: InboundMail, source_id:
                 with s.begin_nested():
                     _tell_business_team(s, rt, inbound, now)
             except Exception as exc:  # noqa: BLE001 - the record matters more than the notice
-                log.error("inbound #%s: the business team could not be told: %s", inbound.id, describe_error(exc))
+                log.error("inbound #%s: the business team could not be told: %s", inbound.id, error_summary(exc))
             log.info("inbound #%s quarantined: %s", inbound.id, reason)
             return Outcome.QUARANTINED, inbound.reason
     except IntegrityError:
@@ -175,7 +175,7 @@ def _quarantine_unrecorded(rt: PartnershipRuntime, mail: InboundMail, source_id:
         log.error("%s left in the mailbox: its quarantine record conflicts with another", source_id)
     except Exception as exc:  # noqa: BLE001 - reported by source id only, the mailbox goes on
         log.error("%s left in the mailbox: not even a quarantine record could be written: %s",
-                  source_id, describe_error(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__)
+                  source_id, error_summary(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__)
     raise NotRecorded(source_id)
 
 
