@@ -55,7 +55,10 @@ def test_nobody_to_route_to_is_held_asked_again_at_each_deadline_and_listed(h_an
     with h.app.db.transaction() as s:
         case = s.scalars(select(Case).where(Case.reference == ref)).one()
         cases.assign(s, h.rt, case, cases.Actor("cli:business"), h.clock.now(), "other", ASC_MANAGER)
-    assert ref not in _needs_a_person(h, "2027-01-21T08:00:00")
+    # The case is no longer held; the raiser's own agency still has nobody, so it stays listed for that.
+    section = _needs_a_person(h, "2027-01-21T08:00:00")
+    assert f"{ref}  Stage 1: nobody to route to" not in section
+    assert f"{ref}  Stage 1: an agency with nobody to route to" in section
     h.run_until("2027-01-22T10:00:00")          # the next try, Thu 21 Jan: Stage 2 is reachable now
     assert h.case(ref)["stage"] == 2
     assert h.events(ref, "escalated")[-1].detail["to_stage"] == 2
@@ -93,3 +96,24 @@ def test_case_after_its_final_alert_awaits_the_chair_in_every_digest(tmp_path, d
         assert ref not in _needs_a_person(h, "2027-06-02T08:00:00")
     finally:
         h.app.close()
+
+
+def test_a_case_reaching_one_side_only_is_listed_until_the_other_is_assigned(h_any):
+    """The raiser's agency is reached, so the case is not held; but the other agency (not in the
+    directory) has nobody: the digest lists it under "needs a person" until someone is assigned,
+    at this stage and again at the next one if that stage's tier is missing for it too."""
+    h = h_any
+    h.ingest(make_form(RAISER, other_agency="Wiltshire Council Adult Social Care"))
+    with h.app.db.transaction() as s:
+        ref = s.scalars(select(Case.reference).order_by(Case.id.desc())).first()
+    assert h.outbox(ref, "escalation") and h.outbox(ref, "routing_request")
+    section = _needs_a_person(h, "2026-12-22T08:00:00")
+    assert f"{ref}  Stage 1: an agency with nobody to route to" in section
+    with h.app.db.transaction() as s:
+        case = s.scalars(select(Case).where(Case.reference == ref)).one()
+        cases.assign(s, h.rt, case, cases.Actor("cli:business"), h.clock.now(), "other",
+                     "lee.manager@wiltshire.gov.example")
+    assert ref not in _needs_a_person(h, "2026-12-22T08:00:00")
+    h.run_until("2026-12-31T10:00:00")   # Stage 1 runs out: Stage 2's tier is missing for that side again
+    assert h.case(ref)["stage"] == 2
+    assert f"{ref}  Stage 2: an agency with nobody to route to" in _needs_a_person(h, "2026-12-31T10:00:00")
