@@ -42,11 +42,7 @@ def run_pass(app: App) -> PassReport:
     report = PassReport()
     for rt in app.runtimes():
         _step(report, rt, "mailbox", lambda rt=rt: _ingest(rt, report))
-        now = app.clock.now()
-        _step(report, rt, "deadlines", lambda rt=rt, now=now: report.fired.__setitem__(
-            rt.prefix, len(sweep(rt, now).fired)))
-        _step(report, rt, "outbox", lambda rt=rt, now=now: report.sent.__setitem__(
-            rt.prefix, drain(rt, now).sent))
+        _deadlines_and_outbox(report, rt)
     return report
 
 
@@ -69,12 +65,14 @@ def sweep_and_send(app: App, runtimes: list[PartnershipRuntime]) -> PassReport:
     """The deadline half of a pass: fire what is due, then drain the outbox, for every partnership."""
     report = PassReport()
     for rt in runtimes:
-        now = app.clock.now()
-        _step(report, rt, "deadlines", lambda rt=rt, now=now: report.fired.__setitem__(
-            rt.prefix, len(sweep(rt, now).fired)))
-        _step(report, rt, "outbox", lambda rt=rt, now=now: report.sent.__setitem__(
-            rt.prefix, drain(rt, now).sent))
+        _deadlines_and_outbox(report, rt)
     return report
+
+
+def _deadlines_and_outbox(report: PassReport, rt: PartnershipRuntime) -> None:
+    now = rt.app.clock.now()
+    _step(report, rt, "deadlines", lambda: report.fired.__setitem__(rt.prefix, len(sweep(rt, now).fired)))
+    _step(report, rt, "outbox", lambda: report.sent.__setitem__(rt.prefix, drain(rt, now).sent))
 
 
 class Daemon:
