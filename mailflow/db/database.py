@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,7 +93,9 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 def alembic_config(db: Database) -> Any:
     from alembic.config import Config as AlembicConfig
 
-    cfg = AlembicConfig()
+    # Alembic's default stdout is sys.stdout as it was when alembic was first imported, which may
+    # be a stream closed since (a pipe the reader closed, a test's capture): take today's.
+    cfg = AlembicConfig(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = db.engine
     return cfg
