@@ -65,10 +65,15 @@ def clock() -> FixedClock:
 
 
 def write_config(tmp_path: Path, db_url: str, policy: str = "swindon", prefix: str = "SSP",
-                 extra_partnership: str = "", extra: str = "") -> Path:
+                 extra_partnership: str = "", extra: str = "", mailbox: str | None = None,
+                 transport: str | None = None) -> Path:
+    """A config on the bundled example directory; a Maildir and .eml files unless `mailbox` or
+    `transport` (the body of each TOML table) say otherwise."""
     from mailflow.resources import bundled_dir
 
     directory = bundled_dir("examples") / "directory.example.toml"
+    mailbox = mailbox or f'kind = "maildir"\npath = "{tmp_path / "mail"}"'
+    transport = transport or f'kind = "file"\npath = "{tmp_path / "outbox"}"'
     path = tmp_path / "mailflow.toml"
     path.write_text(textwrap.dedent(f"""\
         [mailflow]
@@ -84,13 +89,7 @@ def write_config(tmp_path: Path, db_url: str, policy: str = "swindon", prefix: s
         business_team = ["business.team@ssp.example.org"]
         directory = "{directory}"
         {extra_partnership}
-        [partnership.mailbox]
-        kind = "maildir"
-        path = "{tmp_path / 'mail'}"
-        [partnership.transport]
-        kind = "file"
-        path = "{tmp_path / 'outbox'}"
-        """))
+        """) + f"[partnership.mailbox]\n{mailbox}\n[partnership.transport]\n{transport}\n")
     return path
 
 

@@ -21,7 +21,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
@@ -35,8 +34,7 @@ from sqlalchemy.orm import Session
 from mailflow.clock import parse_instant
 from mailflow.db.models import Case, InboundMessage, LedgerEntry, OutboxMessage
 from mailflow.loopback_servers import start_imap_server, start_smtp_server
-from mailflow.resources import bundled_dir
-from tests.conftest import make_form, make_message
+from tests.conftest import make_form, make_message, write_config
 
 KILLS = int(os.environ.get("MAILFLOW_CHAOS_KILLS", "20"))
 SEED = int(os.environ.get("MAILFLOW_CHAOS_SEED", "11"))
@@ -53,40 +51,11 @@ REPLY_DRIVEN = {"case_update", "confirmation_receipt", "unverified_reply", "quar
 
 
 def _config(tmp: Path, imap_port: int, smtp_port: int) -> Path:
-    path = tmp / "mailflow.toml"
-    path.write_text(textwrap.dedent(f"""\
-        [mailflow]
-        database_url = "sqlite:///{tmp / 'mailflow.db'}"
-        var_dir = "{tmp / 'var'}"
-        message_id_domain = "mailflow.test"
-        [daemon]
-        poll_seconds = 1
-        sweep_seconds = 1
-        [[partnership]]
-        name = "Test Partnership"
-        prefix = "SSP"
-        policy = "swindon"
-        address = "{ADDRESS}"
-        business_team = ["business.team@ssp.example.org"]
-        directory = "{bundled_dir('examples') / 'directory.example.toml'}"
-        [partnership.mailbox]
-        kind = "imap"
-        host = "127.0.0.1"
-        port = {imap_port}
-        tls = "none"
-        username = "{USER}"
-        password_env = "MAILFLOW_CHAOS_IMAP_PASSWORD"
-        idle = false
-        poll_seconds = 1
-        timeout = 10
-        [partnership.transport]
-        kind = "smtp"
-        host = "127.0.0.1"
-        port = {smtp_port}
-        tls = "none"
-        auth = "none"
-        """))
-    return path
+    return write_config(
+        tmp, f"sqlite:///{tmp / 'mailflow.db'}", extra="[daemon]\npoll_seconds = 1\nsweep_seconds = 1",
+        mailbox=(f'kind = "imap"\nhost = "127.0.0.1"\nport = {imap_port}\ntls = "none"\nusername = "{USER}"\n'
+                 'password_env = "MAILFLOW_CHAOS_IMAP_PASSWORD"\nidle = false\npoll_seconds = 1\ntimeout = 10'),
+        transport=f'kind = "smtp"\nhost = "127.0.0.1"\nport = {smtp_port}\ntls = "none"\nauth = "none"')
 
 
 def _mailflow(config: Path, *args: str) -> list[str]:
