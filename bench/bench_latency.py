@@ -26,11 +26,12 @@ from email.utils import make_msgid
 from typing import Any
 
 from mailflow.connectors import MemorySyncStateStore
-from mailflow.loopback_servers import start_dovecot_server, start_imap_server, start_smtp_server
+from mailflow.demo_servers import start_imap_server, start_smtp_server
 from mailflow.sources.base import Outcome
 from mailflow.sources.imap import ImapSettings, ImapSource
 from mailflow.transports.base import OutgoingMail
 from mailflow.transports.smtp import SmtpSettings, SmtpTransport
+from tests.servers.dovecot import start_dovecot_server
 
 USER, PASSWORD = "bench@example.org", "bench-pw"
 

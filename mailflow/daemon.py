@@ -92,7 +92,7 @@ class Daemon:
         self.mail_due = {rt.prefix: threading.Event() for rt in self.runtimes}
         self.readers: list[threading.Thread] = []
         self.scheduler = BackgroundScheduler(timezone="Europe/London")
-        from mailflow.health import Watchdog
+        from mailflow.watchdog import Watchdog
 
         self.watchdog = Watchdog(app, started=app.clock.now())
 

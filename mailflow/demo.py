@@ -24,7 +24,7 @@ from mailflow.clock import FixedClock, parse_instant
 from mailflow.config import embedded_default, parse_config
 from mailflow.core.humanize import long_instant
 from mailflow.daemon import run_pass
-from mailflow.loopback_servers import LoopbackImapServer, LoopbackSmtpServer
+from mailflow.demo_servers import LoopbackImapServer, LoopbackSmtpServer
 from mailflow.pipeline.digest import render_digests
 from mailflow.resources import bundled_dir
 
@@ -124,12 +124,12 @@ def run_demo(out: Callable[[str], None] = print, workdir: Path | None = None) ->
         out("   " + digest.text.strip().replace("\n", "\n   "))
 
         out("\nWhat happened to each case (mailflow cases show REF tells the whole story):")
-        from mailflow.cli.cases_cmd import _summary
+        from mailflow.case_view import case_summary
         from mailflow.db.models import Case
 
         with app.db.transaction() as s:
             for case in s.query(Case).order_by(Case.id):
-                summary = _summary(case)
+                summary = case_summary(case)
                 out(f"   {summary['reference']}: {summary['state']}, Stage {summary['stage']}")
         out(f"\nThe {seen} messages the SMTP server accepted are in {sent_dir}/ (one .eml each); "
             f"the digest is {workdir / 'digest.txt'}; the database is {workdir / 'mailflow.db'}.")

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from mailflow.connection.oauth import OAuthError
 from mailflow.connectors import ConnectorEnv
 from mailflow.errors import MailflowError
-from mailflow.oauth import OAuthError
 
 if TYPE_CHECKING:
     from mailflow.config import Config

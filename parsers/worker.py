@@ -63,7 +63,7 @@ class WorkerUnavailable(Exception):
 class ParseWorker:
     """One worker process, used by one caller at a time (a lock serialises callers)."""
 
-    def __init__(self, target: str = "parsers.pipeline:parse_message") -> None:
+    def __init__(self, target: str = "parsers.parse:parse_message") -> None:
         self._target = target          # "module:function", imported in the worker
         self._proc: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None

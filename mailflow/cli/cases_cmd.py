@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailflow.case_view import case_summary
 from mailflow.cli.context import CliContext
 from mailflow.core import form_fields
 from mailflow.core.humanize import local_iso, local_stamp
@@ -37,7 +38,7 @@ def _list(args: argparse.Namespace, ctx: CliContext) -> int:
         stmt = select(Case).order_by(Case.id)
         if args.state:
             stmt = stmt.where(Case.state == args.state)
-        rows = [_summary(c) for c in s.scalars(stmt)]
+        rows = [case_summary(c) for c in s.scalars(stmt)]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
@@ -47,18 +48,6 @@ def _list(args: argparse.Namespace, ctx: CliContext) -> int:
     if not rows:
         print("no cases")
     return 0
-
-
-def _summary(c: Case) -> dict[str, Any]:
-    pending = sorted((d for d in c.deadlines if d.state == "pending" and d.action != "remind"),
-                     key=lambda d: d.due_at)
-    return {
-        "reference": c.reference, "partnership": c.partnership, "policy": c.policy, "state": c.state,
-        "stage": c.stage, "urgent": c.urgent, "opened_at": local_iso(c.opened_at),
-        "stage_started_at": local_iso(c.stage_started_at),
-        "next_due": local_iso(pending[0].due_at) if pending else None,
-        "next_step": pending[0].step if pending else None, "missing": list(c.missing),
-    }
 
 
 def _show(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -138,7 +127,7 @@ def _story(s: Session, ctx: CliContext, case: Case) -> dict[str, Any]:
                          .order_by(InboundMessage.id)).all()
     stall = stall_of(ctx.app.runtime(case.partnership), case)
     return {
-        "case": {**_summary(case), "fields": case.fields},
+        "case": {**case_summary(case), "fields": case.fields},
         "needs_a_person": {"what": stall.label, "since": local_iso(stall.since)} if stall else None,
         "outcome": case.outcome,
         "participants": [{"email": p.email, "role": p.role, "side": p.side, "agency": p.agency,

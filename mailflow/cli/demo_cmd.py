@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 
 from mailflow.cli.context import CliContext
+from mailflow.errors import MailflowError
+
+# The demo's IMAP and SMTP servers come with the `[demo]` extra, not with the daemon.
+DEMO_PACKAGES = ("pymap", "aiosmtpd")
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
+    missing = [name for name in DEMO_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MailflowError(f"the demo needs {' and '.join(missing)} (the [demo] extra): "
+                            "pip install 'mailflow[demo]', or `make run` from a clone")
     from mailflow.demo import run_demo
 
     if not args.verbose:

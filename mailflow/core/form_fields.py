@@ -1,7 +1,7 @@
 """A case's form fields as a person reads them: a label for each canonical field, one stable
 order, and values written out (dates in words, Yes/No, one person a line).
 
-The canonical names are the parser's (`parsers.forms.CANONICAL`); fields a form had beyond them
+The canonical names are the parser's (`parsers.proforma.CANONICAL`); fields a form had beyond them
 are kept under `fields["extra"]` and shown after them with their names made readable.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailflow.core.humanize import long_date
-from parsers.forms import CANONICAL
+from parsers.proforma import CANONICAL
 
 # The order the business team reads a form in: who, who raised it, with whom, what about, what
 # has been tried, the outcome, the learning. Canonical fields not named here follow, in the

@@ -1,7 +1,7 @@
 """A partnership's escalation policy: the model, and reading it from TOML (validated on load).
 
 The schema is documented in policies/README.md. Deadline arithmetic lives in
-`mailflow.core.deadlines` (its names are also importable from here).
+`mailflow.core.deadlines`, which imports this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -374,14 +374,3 @@ def load_policies(dirs: Sequence[Path]) -> dict[str, Policy]:
         for path in sorted(d.glob("*.toml")):
             found[path.stem] = path
     return {name: load_policy(path) for name, path in sorted(found.items())}
-
-
-_DEADLINE_NAMES = {"DeadlineSpec", "stage_deadlines", "confirm_deadline", "timeline"}
-
-
-def __getattr__(name: str) -> Any:  # the deadline API, importable from here without an import cycle
-    if name in _DEADLINE_NAMES:
-        from mailflow.core import deadlines
-
-        return getattr(deadlines, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

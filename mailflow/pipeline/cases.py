@@ -18,7 +18,7 @@ from mailflow.core.policy import Stage
 from mailflow.db.models import Case, Deadline, Event, InboundMessage
 from mailflow.db.store import next_reference, record_event
 from mailflow.pipeline import ledger
-from mailflow.pipeline.deadlines import cancel_pending, schedule_confirmation, schedule_hold, schedule_stage
+from mailflow.pipeline.deadline_rows import cancel_pending, schedule_confirmation, schedule_hold, schedule_stage
 from mailflow.pipeline.notices import (
     add_participants,
     agencies_of,
@@ -32,7 +32,7 @@ from mailflow.pipeline.notices import (
     unrouted_parties,
 )
 from mailflow.pipeline.stalls import AWAITING_CHAIR, HANDED_OVER, reachable
-from parsers.forms import missing_fields
+from parsers.proforma import missing_fields
 
 if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime

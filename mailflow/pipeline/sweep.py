@@ -30,7 +30,7 @@ from mailflow.db.models import Case, Deadline, OutboxMessage
 from mailflow.db.store import record_event
 from mailflow.pipeline import cases, ledger, stalls
 from mailflow.pipeline.cases import Actor
-from mailflow.pipeline.deadlines import schedule_handover
+from mailflow.pipeline.deadline_rows import schedule_handover
 from mailflow.pipeline.notices import STEP_LABELS, business_team, notify, raisers, tier_people
 
 if TYPE_CHECKING:

@@ -19,7 +19,6 @@ How it behaves:
 from __future__ import annotations
 
 import imaplib
-import ipaddress
 import logging
 import random
 import select
@@ -33,60 +32,25 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import _parse_untagged_response
 
-from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore, check_keys
-from mailflow.errors import ConfigError, MailflowError
-from mailflow.oauth import (
+from mailflow.connection.errors import MailboxAuthError, MailboxUnavailable
+from mailflow.connection.oauth import (
     OAUTH_KEYS,
     OUTLOOK_SCOPE,
     TokenProvider,
     reject_inline_secrets,
     token_provider_from_config,
 )
+from mailflow.connection.tls import check_tls_mode, ssl_context_from_options
+from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore, check_keys
+from mailflow.errors import ConfigError
 from mailflow.sources.base import InboundMail, MailboxSource, Outcome, folder_options, target_folder
 
 log = logging.getLogger(__name__)
-
-TLS_MODES = ("implicit", "starttls", "none")
-
-
-class MailboxUnavailable(MailflowError):
-    """The mailbox cannot be reached or read now; the next pass tries again (after backoff)."""
-
-
-class MailboxAuthError(MailboxUnavailable):
-    """The server refused the credentials or the token."""
-
 
 # Errors that mean "the connection is gone or unusable": reconnect.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError, imaplib.IMAP4.abort, EOFError, ssl.SSLError,
 )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_tls_mode(options: Mapping[str, Any], host: str, where: str, default: str) -> str:
-    """`tls` must be implicit/starttls; "none" only towards a loopback address."""
-    mode = str(options.get("tls", default))
-    if mode not in TLS_MODES:
-        raise ConfigError(f"{where}: tls: {mode!r} is not one of {', '.join(TLS_MODES)}")
-    if mode == "none" and not is_loopback(host):
-        raise ConfigError(f"{where}: tls: \"none\" is allowed only to a loopback address "
-                          f"(127.0.0.1, ::1, localhost), not {host!r}")
-    return mode
-
-
-def ssl_context_from_options(options: Mapping[str, Any], env: ConnectorEnv) -> ssl.SSLContext:
-    """Verifying context; `ca_file` adds a private CA (an on-premises Exchange, a test cert)."""
-    ca_file = options.get("ca_file")
-    return ssl.create_default_context(cafile=str(env.path(str(ca_file))) if ca_file else None)
 
 
 @dataclass(frozen=True)
@@ -528,5 +492,4 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-__all__ = ["ImapSource", "ImapSettings", "MailboxUnavailable", "MailboxAuthError",
-           "check_tls_mode", "is_loopback", "ssl_context_from_options"]
+__all__ = ["ImapSource", "ImapSettings"]

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mailflow.connection.exchange import account_from_config, explain_ews_error
+from mailflow.connection.oauth import reject_inline_secrets
 from mailflow.connectors import ConnectorEnv, check_keys
-from mailflow.oauth import reject_inline_secrets
-from mailflow.sources.ews import account_from_config, explain_ews_error
 from mailflow.transports.base import (
     MailTransport,
     OutgoingMail,

@@ -18,16 +18,16 @@ from urllib.parse import quote
 
 import httpx
 
-from mailflow.connectors import ConnectorEnv, check_keys
-from mailflow.errors import ConfigError
-from mailflow.oauth import OAUTH_KEYS, reject_inline_secrets
-from mailflow.sources.graph import (
+from mailflow.connection.graph import (
     GraphClient,
     GraphError,
     Throttled,
     explain_graph_error,
     graph_client_from_config,
 )
+from mailflow.connection.oauth import OAUTH_KEYS, reject_inline_secrets
+from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.errors import ConfigError
 from mailflow.transports.base import (
     MailTransport,
     OutgoingMail,

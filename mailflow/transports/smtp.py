@@ -18,9 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mailflow.connectors import ConnectorEnv, check_keys
-from mailflow.errors import ConfigError
-from mailflow.oauth import (
+from mailflow.connection.oauth import (
     OAUTH_KEYS,
     OUTLOOK_SCOPE,
     OAuthError,
@@ -28,7 +26,9 @@ from mailflow.oauth import (
     reject_inline_secrets,
     token_provider_from_config,
 )
-from mailflow.sources.imap import check_tls_mode, ssl_context_from_options
+from mailflow.connection.tls import check_tls_mode, ssl_context_from_options
+from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.errors import ConfigError
 from mailflow.transports.base import (
     MailTransport,
     OutgoingMail,

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.clock import parse_instant
 from mailflow.db.models import Case, InboundMessage, LedgerEntry, OutboxMessage
-from mailflow.loopback_servers import start_imap_server, start_smtp_server
+from mailflow.demo_servers import start_imap_server, start_smtp_server
 from tests.conftest import make_form, make_message, write_config
 
 KILLS = int(os.environ.get("MAILFLOW_CHAOS_KILLS", "20"))

@@ -11,13 +11,9 @@ from pathlib import Path
 import pytest
 
 from mailflow.connectors import MemorySyncStateStore
-from mailflow.loopback_servers import (
-    LoopbackImapServer,
-    dovecot_binary,
-    start_dovecot_server,
-    start_imap_server,
-)
+from mailflow.demo_servers import LoopbackImapServer, start_imap_server
 from mailflow.sources.imap import ImapSettings, ImapSource
+from tests.servers.dovecot import dovecot_binary, start_dovecot_server
 
 USER, PASSWORD = "sab@example.org", "s3cret-pw"
 _counter = itertools.count(1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mailflow.connectors import ConnectorEnv
+from mailflow.demo_servers import free_port, start_smtp_server
 from mailflow.diagnostics import check_source, check_transport
-from mailflow.loopback_servers import free_port, start_smtp_server
 
 from .conftest import PASSWORD, USER
 

@@ -14,12 +14,13 @@ import responses
 
 from mailflow.app import App
 from mailflow.clock import FixedClock, parse_instant
+from mailflow.connection.errors import MailboxAuthError, MailboxUnavailable
+from mailflow.connection.exchange import account_from_config
 from mailflow.connectors import ConnectorEnv, MemorySyncStateStore
 from mailflow.diagnostics import check_source, check_transport
 from mailflow.errors import ConfigError
 from mailflow.sources.base import Outcome
-from mailflow.sources.ews import EwsSettings, EwsSource, account_from_config
-from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
+from mailflow.sources.ews import EwsSettings, EwsSource
 from mailflow.transports.base import OutgoingMail, TransientSendError
 from mailflow.transports.ews import EwsTransport
 from tests.conftest import make_config, make_form, write_config

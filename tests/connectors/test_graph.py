@@ -12,10 +12,11 @@ import respx
 
 from mailflow.app import App
 from mailflow.clock import FixedClock, parse_instant
+from mailflow.connection.errors import MailboxAuthError, MailboxUnavailable
+from mailflow.connection.graph import GraphClient
 from mailflow.connectors import MemorySyncStateStore
 from mailflow.sources.base import Outcome
-from mailflow.sources.graph import GraphClient, GraphSettings, GraphSource
-from mailflow.sources.imap import MailboxAuthError, MailboxUnavailable
+from mailflow.sources.graph import GraphSettings, GraphSource
 from mailflow.transports.base import OutgoingMail, PermanentSendError, TransientSendError
 from mailflow.transports.graph import GraphTransport
 from tests.conftest import make_config, make_form

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from mailflow.connectors import MemorySyncStateStore
-from mailflow.loopback_servers import DovecotServer, start_dovecot_server, start_tcp_proxy
 from mailflow.sources.base import Outcome
 from mailflow.sources.imap import ImapSource
+from tests.servers.dovecot import DovecotServer, start_dovecot_server
+from tests.servers.proxy import start_tcp_proxy
 
 from .conftest import PASSWORD, USER, imap_source, make_mail
 from .helpers import MiniPipeline, later, message_id

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from mailflow.connection.errors import MailboxAuthError, MailboxUnavailable
+from mailflow.connection.oauth import StaticTokenProvider
 from mailflow.connectors import ConnectorEnv, MemorySyncStateStore
 from mailflow.errors import ConfigError
-from mailflow.oauth import StaticTokenProvider
 from mailflow.sources.factory import build_source
-from mailflow.sources.imap import ImapSettings, ImapSource, MailboxAuthError, MailboxUnavailable
+from mailflow.sources.imap import ImapSettings, ImapSource
 
 from .conftest import PASSWORD, USER, imap_source, make_mail
 

@@ -12,11 +12,13 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from mailflow.connection.errors import MailboxAuthError
+from mailflow.connection.oauth import MsalTokenProvider
 from mailflow.connectors import ConnectorEnv, MemorySyncStateStore
+from mailflow.demo_servers import HOST
 from mailflow.diagnostics import check_source
-from mailflow.loopback_servers import HOST, start_dovecot_server
-from mailflow.oauth import MsalTokenProvider
-from mailflow.sources.imap import ImapSettings, ImapSource, MailboxAuthError
+from mailflow.sources.imap import ImapSettings, ImapSource
+from tests.servers.dovecot import start_dovecot_server
 
 from .conftest import PASSWORD, USER, make_mail
 from .helpers import RotatingTokens

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mailflow.cli.main import main
+from mailflow.demo_servers import LoopbackImapServer
 from mailflow.logging_setup import CONTENT_LOGGERS
-from mailflow.loopback_servers import LoopbackImapServer
 from tests.conftest import make_form, write_config
 
 from .conftest import PASSWORD, USER

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailflow.oauth import MsalTokenProvider, OAuthError
+from mailflow.connection.oauth import MsalTokenProvider, OAuthError
 
 
 class FakeApp:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailflow.loopback_servers import LoopbackSmtpServer, free_port, start_smtp_server
-from mailflow.oauth import StaticTokenProvider
+from mailflow.connection.oauth import StaticTokenProvider
+from mailflow.demo_servers import LoopbackSmtpServer, free_port, start_smtp_server
 from mailflow.transports.base import OutgoingMail, PermanentSendError, TransientSendError
 from mailflow.transports.smtp import SmtpSettings, SmtpTransport
 

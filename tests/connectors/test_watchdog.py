@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from mailflow.watchdog import Thresholds, check_health
+from mailflow.core.health import Thresholds, check_health
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 M = timedelta(minutes=1)

@@ -11,8 +11,8 @@ from pathlib import Path
 from mailflow.app import App
 from mailflow.clock import FixedClock
 from mailflow.daemon import Daemon
-from mailflow.health import Watchdog
 from mailflow.sources.maildir import MaildirSource
+from mailflow.watchdog import Watchdog
 from tests.conftest import make_config, make_form
 
 

@@ -24,3 +24,17 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     sent = sorted((tmp_path / "sent").glob("*.eml"))
     assert len(sent) >= 15
     assert (tmp_path / "digest.txt").read_text().count("Ada") == 0
+
+
+def test_demo_without_its_extra_says_which_to_install(monkeypatch, capsys) -> None:
+    import importlib.util
+
+    from mailflow.cli.main import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pymap" else real_find_spec(name, *a))
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("mailflow: the demo needs pymap (the [demo] extra): "
+                   "pip install 'mailflow[demo]', or `make run` from a clone")

@@ -11,8 +11,8 @@ from alembic.script import ScriptDirectory
 
 from mailflow.cli.main import main
 from mailflow.db.database import MIGRATIONS, Database, alembic_config
+from mailflow.demo_servers import free_port
 from mailflow.diagnostics import check_database
-from mailflow.loopback_servers import free_port
 from tests.conftest import write_config
 
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()

@@ -11,10 +11,10 @@ import pytest
 
 from parsers import parse_message
 from parsers.attachments import docx_text
-from parsers.forms import CANONICAL, Extraction, extract_best, load_catalogue
 from parsers.htmltext import html_to_text
 from parsers.labels import FUZZY_CUTOFF, LabelIndex
 from parsers.model import ParseLimits
+from parsers.proforma import CANONICAL, Extraction, extract_best, load_catalogue
 from tests.fixtures.mail.make_corpus import (
     SUMMARY,
     SWINDON_12,
@@ -355,7 +355,7 @@ def test_each_form_stops_at_every_other_forms_labels() -> None:
             "Name, Role and Agency of person completing this form: Ada Testperson, Social "
             "Worker, Swindon Borough Council\n")
     cat = load_catalogue()
-    from parsers.forms import extract
+    from parsers.proforma import extract
 
     for defn in cat.forms:
         ex = extract(defn, text)
@@ -429,7 +429,7 @@ def test_at_most_one_fuzzy_lookup_a_line(monkeypatch) -> None:
 
 
 def test_two_fields_sharing_a_wording_are_refused(tmp_path) -> None:
-    from parsers.forms import FORMS_DIR
+    from parsers.proforma import FORMS_DIR
 
     (tmp_path / "_rules.toml").write_text((FORMS_DIR / "_rules.toml").read_text())
     (tmp_path / "_wordings.toml").write_text(

@@ -9,7 +9,7 @@ import pytest
 from mailflow.cli.main import main as cli_main
 from parsers import parse_message
 from parsers.authresults import parse_auth_results
-from parsers.forms import extract_best, looks_like_form, missing_fields
+from parsers.proforma import extract_best, looks_like_form, missing_fields
 from parsers.replies import (
     case_from_thread,
     extract_commands,
@@ -223,7 +223,7 @@ def test_reply_with_attached_form_gets_its_fields() -> None:
 
 
 def test_a_new_form_is_data_only(tmp_path) -> None:
-    from parsers.forms import FORMS_DIR
+    from parsers.proforma import FORMS_DIR
 
     (tmp_path / "_rules.toml").write_text((FORMS_DIR / "_rules.toml").read_text())
     (tmp_path / "luton.toml").write_text(

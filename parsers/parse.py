@@ -8,7 +8,7 @@ import logging
 import re
 from typing import Any
 
-from parsers import forms
+from parsers import proforma
 from parsers.attachments import quiet_libraries
 from parsers.authresults import parse_auth_results
 from parsers.bounds import check_parts, check_raw_headers, check_raw_parts, check_raw_report, message_id_of
@@ -160,7 +160,7 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
         # A form attached to the reply (e.g. the Stage 2 template) is new content too.
         for a in m.attachments:
             if a.text.strip():
-                forms.merge(ex, _extract(a.text, limits, pm.warnings), f"attachment {a.filename}")
+                proforma.merge(ex, _extract(a.text, limits, pm.warnings), f"attachment {a.filename}")
         pm.fields = ex.fields
         pm.extra_fields = ex.extra
         pm.warnings.extend(ex.warnings)
@@ -168,7 +168,7 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
 
     ex = _extract_form(m, limits, pm.warnings)
     pm.new_text = pm.full_text
-    if not pm.automated and forms.looks_like_form(ex):
+    if not pm.automated and proforma.looks_like_form(ex):
         pm.kind = "form"
         pm.form = ex.form
         pm.fields = ex.fields
@@ -179,7 +179,7 @@ def _parse(raw: bytes, limits: ParseLimits, pm: ParsedMessage) -> None:
             if sender:
                 pm.fields["raiser_email"] = sender
                 pm.warnings.append("raiser_email not on the form: taken from the sender address")
-        pm.missing = forms.missing_fields(pm.fields)
+        pm.missing = proforma.missing_fields(pm.fields)
         return
     pm.kind = "unrelated"
 
@@ -246,27 +246,27 @@ def _sources(m: Mail, out: list[tuple[str, str]]) -> None:
         _sources(f, out)
 
 
-def _extract(text: str, limits: ParseLimits, warnings: list[str]) -> forms.Extraction:
+def _extract(text: str, limits: ParseLimits, warnings: list[str]) -> proforma.Extraction:
     """Form extraction on at most max_form_text_chars of the text (a form is at its start)."""
     text, cut = bounded_text(text, limits.max_form_text_chars, max_line=limits.max_form_text_chars)
     if cut:
         warnings.append(f"text cut to {limits.max_form_text_chars} characters for form extraction")
-    return forms.extract_best(text)
+    return proforma.extract_best(text)
 
 
-def _extract_form(m: Mail, limits: ParseLimits, warnings: list[str]) -> forms.Extraction:
+def _extract_form(m: Mail, limits: ParseLimits, warnings: list[str]) -> proforma.Extraction:
     sources: list[tuple[str, str]] = []
     _sources(m, sources)
     results = [(name, _extract(text, limits, warnings)) for name, text in sources]
     results = [r for r in results if r[1].fields or r[1].extra]
     if not results:
-        return forms.Extraction()
+        return proforma.Extraction()
     results.sort(key=lambda r: r[1].score + (2 if r[1].marker else 0), reverse=True)
     first_name, best = results[0]
-    out = forms.Extraction(form=best.form, fields=dict(best.fields), extra=dict(best.extra),
+    out = proforma.Extraction(form=best.form, fields=dict(best.fields), extra=dict(best.extra),
                            warnings=list(best.warnings), marker=best.marker)
     for name, ex in results[1:]:
-        forms.merge(out, ex, name, warn=name != first_name)
+        proforma.merge(out, ex, name, warn=name != first_name)
     return out
 
 
