@@ -79,8 +79,11 @@ class App:
                 raise ConfigError(f"{config.source_name}: partnership {p.prefix}: unknown policy {p.policy!r}")
         secret_key = load_secret_key(config)  # fail closed: no key, no start
         db = Database(config.database_url)
-        if upgrade:
-            db.upgrade()
+        try:
+            db.upgrade() if upgrade else db.require_head()  # only `run` and `db upgrade` migrate
+        except BaseException:
+            db.dispose()
+            raise
         return cls(config, clock, db, policies, secret_key)
 
     def runtime(self, partnership: Partnership | str | None = None) -> PartnershipRuntime:

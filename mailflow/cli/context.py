@@ -35,10 +35,21 @@ class CliContext:
 
     @cached_property
     def app(self) -> App:
-        """The wired application: config, database (upgraded), policies, sources, transports."""
+        """The wired application: config, database, policies, sources, transports. A database
+        whose schema is behind is refused (`SchemaNotCurrent`, exit 2): only `mailflow run` and
+        `mailflow db upgrade` migrate, so a `cases list` never changes the schema under a daemon."""
         from mailflow.app import App
 
-        return App.open(self.config, self.clock)
+        return App.open(self.config, self.clock, upgrade=False)
+
+    def upgraded_app(self) -> App:
+        """The application after bringing the schema to head (`mailflow run`; on PostgreSQL under
+        an advisory lock, so workers starting together migrate once)."""
+        from mailflow.app import App
+
+        if "app" not in self.__dict__:
+            self.__dict__["app"] = App.open(self.config, self.clock, upgrade=True)
+        return self.app
 
     def close(self) -> None:
         app = self.__dict__.get("app")

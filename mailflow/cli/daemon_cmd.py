@@ -10,7 +10,7 @@ from mailflow.daemon import Daemon, run_pass
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
-    app = ctx.app
+    app = ctx.upgraded_app()
     if args.once:
         report = run_pass(app)
         for prefix, outcomes in report.ingested.items():

@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailflow.db.bounds import bound_session
-from mailflow.errors import MailflowError
+from mailflow.errors import ConfigError, MailflowError
+from mailflow.logging_setup import error_summary
 from mailflow.private_files import create_private_file
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# One lock per schema: several `mailflow run` starting together migrate one at a time.
+_LOCK_KEY_SQL = "hashtext('mailflow-migrations:' || current_schema())"
+log = logging.getLogger(__name__)
+
+
+class SchemaNotCurrent(ConfigError):
+    """The database's schema is not the one this mailflow needs (exit 2: the operator upgrades)."""
+
+    def __init__(self, current: str | None, head: str, known: bool = True) -> None:
+        self.current, self.head = current, head
+        if not known:
+            message = (f"the database is at revision {current}, which this mailflow does not know (it "
+                       f"needs {head}): a newer mailflow has upgraded it; install that version")
+        elif current is None:
+            message = (f"the database has no schema yet (no revision), this mailflow needs {head}: "
+                       f"run `mailflow db upgrade`")
+        else:
+            message = (f"the database is at revision {current}, this mailflow needs {head}: "
+                       f"run `mailflow db upgrade`")
+        super().__init__(message)
 
 
 class Database:
@@ -39,14 +61,72 @@ class Database:
     def session(self) -> Session:
         return self._sessions()
 
-    def upgrade(self) -> None:
-        """Bring the schema to the newest migration (the daemon does this on start)."""
+    def upgrade(self) -> str | None:
+        """Bring the schema to the newest migration (`mailflow run` and `mailflow db upgrade` only);
+        returns the revision it found (None: an empty database).
+
+        On PostgreSQL under an advisory lock: of several workers starting at once one migrates,
+        the others wait for it and then find the schema at head."""
         from alembic import command
 
         try:
-            command.upgrade(alembic_config(self), "head")
+            with self._migration_lock():
+                found, head = self.revisions()
+                if found is not None and found not in _known_revisions():
+                    raise SchemaNotCurrent(found, head, known=False)
+                if found != head:
+                    command.upgrade(alembic_config(self), "head")
+                return found
+        except MailflowError:
+            raise
         except Exception as exc:  # noqa: BLE001 - reported in one line
-            raise MailflowError(f"database upgrade failed on {self.engine.url!r}: {exc}") from exc
+            raise MailflowError(f"database upgrade failed on {self.shown_url}: {error_summary(exc)}") from exc
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """A PostgreSQL session-level advisory lock held on its own connection while migrating
+        (keyed by the schema, so installations in other schemas of one database do not wait)."""
+        if not self.is_postgres:
+            yield   # SQLite: BEGIN IMMEDIATE in the migration's transaction serialises writers
+            return
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not conn.scalar(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY_SQL})")):
+                log.info("another mailflow is upgrading the database: waiting for it")
+                conn.execute(text(f"SELECT pg_advisory_lock({_LOCK_KEY_SQL})"))
+            try:
+                yield
+            finally:
+                conn.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY_SQL})"))
+
+    def revisions(self) -> tuple[str | None, str]:
+        """(the database's schema revision, None when it has none; the newest this mailflow ships)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        return current, ScriptDirectory(str(MIGRATIONS)).get_current_head() or ""
+
+    def is_empty(self) -> bool:
+        """No tables at all: a database nothing has written to yet."""
+        return not inspect(self.engine).get_table_names()
+
+    def require_head(self, create_empty_sqlite: bool = True) -> None:
+        """Refuse a database whose schema is not this mailflow's newest (every command but `run`
+        and `db upgrade`, which migrate). An empty SQLite file (the embedded default's first use)
+        is created at head: there is nothing to migrate and no other worker to race."""
+        current, head = self.revisions()
+        if current == head:
+            return
+        if current is None and create_empty_sqlite and not self.is_postgres and self.is_empty():
+            self.upgrade()
+            return
+        raise SchemaNotCurrent(current, head, known=current is None or current in _known_revisions())
+
+    @property
+    def shown_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -88,6 +168,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin_immediate(conn: Any) -> None:
     # Writers queue on the lock at BEGIN rather than failing at their first write.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {rev.revision for rev in ScriptDirectory(str(MIGRATIONS)).walk_revisions()}
 
 
 def alembic_config(db: Database) -> Any:

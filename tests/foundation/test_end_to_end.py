@@ -86,6 +86,7 @@ def test_ingest_command_reads_eml_files_and_mbox(tmp_path: Path, db_url: str) ->
     mbox = tmp_path / "two.mbox"
     mbox.write_bytes(b"From someone@example.org Mon Dec 21 10:00:00 2026\n" +
                      make_form("sam.imaginary@awp.nhs.example.org", message_id="<two@example.org>") + b"\n")
+    assert mailflow(config, "db", "upgrade").returncode == 0   # only `run` and `db upgrade` migrate
     result = mailflow(config, "ingest", str(eml), str(mbox), "--at", "2026-12-21T11:00")
     assert result.returncode == 0, result.stderr
     assert "2 processed" in result.stdout
@@ -98,6 +99,7 @@ def test_ingest_command_reads_eml_files_and_mbox(tmp_path: Path, db_url: str) ->
 def test_cases_show_explains_deadlines(tmp_path: Path, db_url: str) -> None:
     config = write_config(tmp_path, db_url)
     (tmp_path / "f.eml").write_bytes(make_form())
+    assert mailflow(config, "db", "upgrade").returncode == 0
     assert mailflow(config, "ingest", str(tmp_path / "f.eml"), "--at", "2026-12-21T10:00").returncode == 0
     shown = mailflow(config, "cases", "show", "SSP-2026-0001", "--format", "json")
     story = json.loads(shown.stdout)
