@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from mailflow.logging_setup import error_summary
 from mailflow.pipeline.ingest import ingest_source
+from mailflow.pipeline.schedules import cron_trigger
 from mailflow.pipeline.sender import drain
 from mailflow.pipeline.sweep import sweep
 
@@ -86,7 +86,6 @@ class Daemon:
     def __init__(self, app: App) -> None:
         self.app = app
         self.wake = threading.Event()          # the deadline/outbox loop
-        self.digest_due = threading.Event()
         self.stopping = threading.Event()
         self.runtimes = app.runtimes()
         self.mail_due = {rt.prefix: threading.Event() for rt in self.runtimes}
@@ -103,10 +102,8 @@ class Daemon:
                                id="sweep", coalesce=True, max_instances=1)
         self.scheduler.add_job(self._poll_time, "interval", seconds=settings.poll_seconds,
                                id="poll", coalesce=True, max_instances=1)
-        days, _, hhmm = settings.digest_cron.partition(" ")
-        hour, _, minute = hhmm.partition(":")
-        self.scheduler.add_job(self._digest_time, CronTrigger(day_of_week=days, hour=int(hour), minute=int(minute or 0),
-                                                              timezone="Europe/London"), id="digest")
+        # Only a wake-up: which digest period is due, and whether it went, is the database's (schedules).
+        self.scheduler.add_job(self.wake.set, cron_trigger(settings.digest_cron), id="digest")
         self.scheduler.start()
         for rt in self.runtimes:
             rt.source  # noqa: B018 - built here, once, before two threads could both build it
@@ -117,10 +114,6 @@ class Daemon:
     def _poll_time(self) -> None:
         for due in self.mail_due.values():
             due.set()
-
-    def _digest_time(self) -> None:
-        self.digest_due.set()
-        self.wake.set()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -148,13 +141,23 @@ class Daemon:
     def _check_health(self) -> None:
         try:
             self.watchdog.check()
-            if self.digest_due.is_set():
-                self.digest_due.clear()
-                from mailflow.pipeline.digest import send_digests
-
-                send_digests(self.app, self.app.clock.now())
         except Exception as exc:  # noqa: BLE001 - the deadlines must go on
-            log.error("watchdog or digest failed: %s", error_summary(exc))
+            log.error("watchdog failed: %s", error_summary(exc))
+        self.scheduled_sends()
+
+    def scheduled_sends(self) -> list[str]:
+        """The digests due now (a missed one late, once), each claimed in the database so one
+        worker of many sends it. Returns the partnerships this daemon sent one for."""
+        from mailflow.pipeline.digest import send_due_digests
+
+        try:
+            sent = send_due_digests(self.app, self.app.clock.now())
+        except Exception as exc:  # noqa: BLE001 - the deadlines must go on
+            log.error("digest failed: %s", error_summary(exc))
+            return []
+        if sent:
+            self.wake.set()   # out through the outbox now, not at the next sweep
+        return sent
 
     def _read_mailbox(self, rt: PartnershipRuntime) -> None:
         due = self.mail_due[rt.prefix]

@@ -221,3 +221,21 @@ class MailboxSync(Base):
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class ScheduleClaim(Base):
+    """A scheduled send that has been claimed: a digest, a report or a watchdog alert. The unique
+    key (partnership, kind, period) is what makes it go once across any number of workers: the row
+    is inserted in the transaction that queues the mail, and a second worker's insert conflicts."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("partnership", "kind", "period", name="uq_schedules_key"),
+                      Index("ix_schedules_latest", "partnership", "kind", "due_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partnership: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))          # digest | report | watchdog
+    period: Mapped[str] = mapped_column(String(64))        # the scheduled instant (UTC ISO) or a sequence
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)  # when it was due
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)   # sent after its time (the daemon was down)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -11,11 +11,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mailflow.core.lifecycle import State
 from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage
+from mailflow.pipeline import schedules
 from mailflow.pipeline.notices import business_team
 from mailflow.pipeline.outbox import queue_mail
+from mailflow.pipeline.schedules import cron_trigger, due_period, is_claimed
 from mailflow.pipeline.stalls import stall_of
 
 if TYPE_CHECKING:
@@ -35,10 +38,15 @@ class Digest:
 
 
 def digest_context(rt: PartnershipRuntime, now: datetime) -> dict[str, Any]:
+    with rt.app.db.transaction() as s:
+        return _context(s, rt, now)
+
+
+def _context(s: Session, rt: PartnershipRuntime, now: datetime) -> dict[str, Any]:
     cal = rt.policy.calendar
     horizon = cal.add_working_days(now, 5).at
     since = now - LOOKBACK
-    with rt.app.db.transaction() as s:
+    if True:
         cases = s.scalars(select(Case).where(Case.partnership == rt.prefix).order_by(Case.id)).all()
         live = [c for c in cases if c.state in (State.OPEN, State.RESOLVED, State.INCOMPLETE)]
         due = s.execute(select(Deadline, Case.reference).join(Case, Deadline.case_id == Case.id).where(
@@ -85,16 +93,43 @@ def render_digests(app: App, now: datetime) -> list[Digest]:
     out = []
     for rt in app.runtimes():
         ctx = digest_context(rt, now)
-        mail = rt.renderer.render("digest", {"partnership": rt.config, "policy": rt.policy, **ctx})
+        mail = rt.renderer.render("digest", {"partnership": rt.config, "policy": rt.policy, "late_since": None, **ctx})
         out.append(Digest(rt.prefix, mail.subject, mail.text, mail.html, ctx))
     return out
 
 
+def send_due_digests(app: App, now: datetime) -> list[str]:
+    """Each partnership's scheduled digest, once per period across every worker: the period is
+    claimed in the transaction that queues the mail. Returns the prefixes sent by this call."""
+    trigger = cron_trigger(app.config.daemon.digest_cron)
+    period = due_period(trigger, now)
+    sent: list[str] = []
+    if period is None:
+        return sent
+    for rt in app.runtimes():
+        with app.db.transaction() as s:
+            if is_claimed(s, rt.prefix, "digest", period.key):   # the usual case: no insert tried
+                continue
+        with app.db.transaction() as s:
+            if not schedules.claim(s, rt.prefix, "digest", period.key, period.due_at, now, late=period.late):
+                continue   # another worker has it
+            ctx = _context(s, rt, now)
+            ctx["late_since"] = period.due_at if period.late else None
+            queue_mail(s, rt, kind="digest", to=business_team(rt), now=now, context=ctx)
+            sent.append(rt.prefix)
+    return sent
+
+
 def send_digests(app: App, now: datetime) -> int:
+    """Send a digest now, outside the schedule (`mailflow digest`); recorded as a manual period,
+    so the next digest's "new since the last digest" counts from it."""
     sent = 0
     for rt in app.runtimes():
-        ctx = digest_context(rt, now)
         with app.db.transaction() as s:
+            if not schedules.claim(s, rt.prefix, "digest", f"manual {now.isoformat()}", now, now):
+                continue
+            ctx = _context(s, rt, now)
+            ctx["late_since"] = None
             if queue_mail(s, rt, kind="digest", to=business_team(rt), now=now, context=ctx) is not None:
                 sent += 1
     return sent
