@@ -19,6 +19,7 @@ from mailflow.db.models import Case, Event, InboundMessage, OutboxMessage
 from mailflow.db.store import find_case
 from mailflow.errors import ConfigError, MailflowError
 from mailflow.pipeline import cases
+from mailflow.pipeline.audit import reader, record_read
 from mailflow.pipeline.case_file import stage_history
 from mailflow.pipeline.cases import Actor
 from mailflow.pipeline.stalls import stall_of
@@ -54,6 +55,7 @@ def _show(args: argparse.Namespace, ctx: CliContext) -> int:
     with ctx.app.db.transaction() as s:
         case = _case(s, args.ref)
         story = _story(s, ctx, case)
+        record_read(s, ctx.clock.now(), reader(getattr(args, "by", None)), "cases show", case=case)
     if args.format == "json":
         print(json.dumps(story, indent=2, default=str))
         return 0

@@ -34,6 +34,7 @@ HANDLERS = {
     "db": "mailflow.cli.db_cmd:run",
     "doctor": "mailflow.cli.doctor_cmd:run",
     "directory": "mailflow.cli.directory_cmd:run",
+    "audit": "mailflow.cli.audit_cmd:run",
 }
 
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     cs = csub.add_parser("show")
     cs.add_argument("ref")
     cs.add_argument("--format", choices=["text", "json"], default="text")
+    cs.add_argument("--by", help="who is reading (recorded in the audit trail; default: the OS user)")
     for name, needs_text in (("escalate", True), ("resolve", True), ("note", True), ("reopen", True)):
         c = csub.add_parser(name)
         c.add_argument("ref")
@@ -126,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     directory = sub.add_parser("directory", help="the directory of agencies")
     dirsub = directory.add_subparsers(dest="directory_command", required=True, parser_class=_Parser)
     dirsub.add_parser("check")
+
+    audit = sub.add_parser("audit", help="the hash-chained audit trail")
+    asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    av = asub.add_parser("verify", help="detect any edited, inserted or deleted event")
+    av.add_argument("--partnership", metavar="NAME", help="only this partnership's chain")
     return p
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailflow.db.bounds import bound_session
 from mailflow.errors import ConfigError, MailflowError
 from mailflow.logging_setup import error_summary
+from mailflow.pipeline.audit import seal_on_commit
 from mailflow.private_files import create_private_file
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -47,6 +48,7 @@ class Database:
         self.engine = _engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         bound_session(self._sessions)
+        seal_on_commit(self._sessions)   # audit events are hash-chained as they commit
 
     @property
     def is_postgres(self) -> bool:

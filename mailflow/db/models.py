@@ -198,17 +198,72 @@ class OutboxMessage(Base):
 
 
 class Event(Base):
-    """The append-only audit trail: who did what, when, and from which message."""
+    """The audit trail: who did what, when, and from which message. Append-only in fact: each
+    partnership's events form a hash chain (`mailflow.core.audit_chain`), sealed as the
+    transaction that wrote them commits (`mailflow.pipeline.audit`), checked by `mailflow audit
+    verify`. Retention erases an old event's content (actor, case, message, detail), never its
+    place in the chain: `erased_by` names the purge event that did it."""
 
     __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("partnership", "seq", name="uq_events_partnership_seq"),)
     id: Mapped[int] = mapped_column(primary_key=True)
+    partnership: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)   # set as the transaction commits
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True, index=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     actor: Mapped[str] = mapped_column(String(320))       # an email address, "system", "deadline", "cli:<who>"
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    erased_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)   # the purge event's id
     case: Mapped[Case | None] = relationship(back_populates="events")
+
+
+class AuditHead(Base):
+    """The last sealed event of each partnership's chain. Appends update this row, which
+    serialises them per partnership across workers (a row lock on PostgreSQL until commit;
+    SQLite serialises writers already); a deleted last event shows against it."""
+
+    __tablename__ = "audit_heads"
+    partnership: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class RetainedCount(Base):
+    """What is left of purged cases for the Board report: anonymous counts, nothing about a person.
+    One row per partnership, month opened, raising agency, stage reached and outcome."""
+
+    __tablename__ = "retained_counts"
+    __table_args__ = (UniqueConstraint("partnership", "month", "agency", "stage_reached", "outcome",
+                                       name="uq_retained_counts_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partnership: Mapped[str] = mapped_column(String(16))
+    month: Mapped[str] = mapped_column(String(7))          # YYYY-MM the cases were opened (UK)
+    agency: Mapped[str] = mapped_column(String(200))
+    stage_reached: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))       # the case's final state
+    cases: Mapped[int] = mapped_column(Integer, default=0)
+    overdue: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RetainedMeasure(Base):
+    """Other anonymous totals kept of purged cases, per partnership and month opened: time in each
+    stage (`stage_days:<n>`: intervals, working days, calendar days) and learning themes
+    (`theme:<name>`: cases)."""
+
+    __tablename__ = "retained_measures"
+    __table_args__ = (UniqueConstraint("partnership", "month", "measure", name="uq_retained_measures_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partnership: Mapped[str] = mapped_column(String(16))
+    month: Mapped[str] = mapped_column(String(7))
+    measure: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    working_days: Mapped[int] = mapped_column(Integer, default=0)
+    calendar_days: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class MailboxSync(Base):
