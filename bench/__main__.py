@@ -58,7 +58,7 @@ def _postgres_version() -> str:
         with psycopg.connect(PG_URL, connect_timeout=3) as conn:
             row = conn.execute("SHOW server_version").fetchone()
             return str(row[0]) if row else "unknown"
-    except Exception as exc:  # a missing server is a fact for the report, not a failure
+    except Exception as exc:  # noqa: BLE001 - a missing server is a fact for the report, not a failure
         return f"not reachable ({type(exc).__name__})"
 
 

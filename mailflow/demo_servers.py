@@ -262,7 +262,7 @@ class _SmtpHandler:
                     return inj.reply
         return None
 
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any,  # noqa: N802
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any,  # aiosmtpd hook names
                           address: str, options: list[str]) -> str:
         reply = self._injected("MAIL")
         if reply:
@@ -271,7 +271,7 @@ class _SmtpHandler:
         envelope.mail_options.extend(options)
         return "250 OK"
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any,  # noqa: N802
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any,  # aiosmtpd hook names
                           address: str, options: list[str]) -> str:
         reply = self._injected("RCPT")
         if reply:
@@ -279,7 +279,7 @@ class _SmtpHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd hook names
         reply = self._injected("DATA")
         if reply:
             return reply
@@ -293,7 +293,7 @@ class _SmtpHandler:
             self.arrived.notify_all()
         return "250 2.0.0 Accepted"
 
-    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:  # noqa: N802
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:  # aiosmtpd hook names
         """RFC-less but well-known: base64("user=U\\x01auth=Bearer T\\x01\\x01")."""
         import base64
 

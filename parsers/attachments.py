@@ -68,6 +68,7 @@ def quiet_libraries() -> Iterator[None]:
 
 _DOCX_TYPES = {"application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+XmlElement = Any   # an lxml element of the .docx body (lxml ships no type hints)
 
 
 def kind_of(filename: str, ctype: str, data: bytes) -> str:
@@ -113,7 +114,7 @@ def docx_text(data: bytes, limits: ParseLimits, warnings: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _run_text(r) -> str:
+def _run_text(r: XmlElement) -> str:
     parts: list[str] = []
     for el in r:
         tag = el.tag
@@ -136,11 +137,11 @@ def _run_text(r) -> str:
     return text
 
 
-def _para_text(p) -> str:
+def _para_text(p: XmlElement) -> str:
     return "".join(_run_text(r) for r in p.iter(_W + "r"))
 
 
-def _docx_block(parent, lines: list[str]) -> None:
+def _docx_block(parent: XmlElement, lines: list[str]) -> None:
     for child in parent:
         if child.tag == _W + "p":
             lines.append(_para_text(child))
@@ -152,7 +153,7 @@ def _docx_block(parent, lines: list[str]) -> None:
                 _docx_block(content, lines)
 
 
-def _cell_text(tc) -> str:
+def _cell_text(tc: XmlElement) -> str:
     parts: list[str] = []
     for el in tc:
         if el.tag == _W + "p":
@@ -170,7 +171,7 @@ def _cell_text(tc) -> str:
     return "\n".join(p for p in parts if p.strip()).strip()
 
 
-def _docx_table(tbl, lines: list[str]) -> None:
+def _docx_table(tbl: XmlElement, lines: list[str]) -> None:
     lines.append("")
     for tr in tbl.iter(_W + "tr"):
         if tr.getparent() is not tbl:

@@ -72,7 +72,7 @@ def check_raw_report(raw: bytes) -> None:
 def check_header_items(msg: Message, limits: ParseLimits) -> None:
     """The same bounds on an already split message (a forwarded one) before its headers are read."""
     try:
-        items = list(msg.raw_items())  # type: ignore[attr-defined]
+        items = list(msg.raw_items())
     except Exception:  # noqa: BLE001
         items = list(getattr(msg, "_headers", []))
     if len(items) > limits.max_header_count:

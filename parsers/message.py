@@ -86,7 +86,7 @@ class Mail:
 
 def _raw_items(msg: Message) -> list[tuple[str, str]]:
     try:
-        return [(k, str(v)) for k, v in msg.raw_items()]  # type: ignore[attr-defined]
+        return [(k, str(v)) for k, v in msg.raw_items()]
     except Exception:  # noqa: BLE001
         return list(getattr(msg, "_headers", []))
 

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import logging
 import re
+from email.message import Message
 from typing import Any
 
 from parsers import proforma
@@ -208,7 +209,7 @@ def _collect_warnings(m: Mail, pm: ParsedMessage) -> None:
         _collect_warnings(f, pm)
 
 
-def _defect_warnings(msg) -> list[str]:
+def _defect_warnings(msg: Message) -> list[str]:
     names: list[str] = []
     for part in msg.walk():
         for d in getattr(part, "defects", []) or []:

@@ -34,8 +34,8 @@ def author_of(msg: Message) -> Author:
         return Author(problem="an empty From header")
     try:
         header = policy.default.header_factory("From", raw)
-        groups = list(header.groups)           # type: ignore[attr-defined]
-        defects = list(header.defects)         # type: ignore[attr-defined]
+        groups = list(header.groups)
+        defects = list(header.defects)
     except Exception:  # noqa: BLE001 - the registry fails on some malformed headers
         return Author(problem="an unreadable From header")
     if any(g.display_name is not None for g in groups):
@@ -56,7 +56,7 @@ def author_of(msg: Message) -> Author:
 def _same_single_address(raw: str, username: str, domain: str) -> bool:
     """The cross-check: getaddresses must also find one address, the same one."""
     try:
-        found = email.utils.getaddresses([raw], strict=True)  # type: ignore[call-arg]
+        found = email.utils.getaddresses([raw], strict=True)
     except TypeError:   # Pythons before the strict parser (3.11.10 / 3.12.5)
         found = email.utils.getaddresses([raw])
     found = [(n, a) for n, a in found if n or a]
@@ -70,7 +70,7 @@ def _same_single_address(raw: str, username: str, domain: str) -> bool:
 
 def _raw_items(msg: Message) -> list[tuple[str, object]]:
     try:
-        return list(msg.raw_items())  # type: ignore[attr-defined]
+        return list(msg.raw_items())
     except Exception:  # noqa: BLE001
         return list(getattr(msg, "_headers", []))
 

@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 1)
-    except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+    except Exception as exc:  # the contract is one line, never a traceback
         logging.getLogger("mailflow").debug("unhandled error", exc_info=True)
         return _fail(error_summary(exc), 1)   # a database error's own text carries its parameters
     finally:

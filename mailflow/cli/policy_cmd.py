@@ -7,6 +7,7 @@ import json
 import textwrap
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from mailflow.cli.context import CliContext
 from mailflow.clock import parse_instant
@@ -69,7 +70,7 @@ def _lines(cell: str | list[str], width: int) -> list[str]:
     return textwrap.wrap(cell, width, break_on_hyphens=False, break_long_words=False) or [""]
 
 
-def _table(headers: list[str], rows: list[list], wrap: int = 0) -> str:
+def _table(headers: list[str], rows: list[list[Any]], wrap: int = 0) -> str:
     """Columns padded to width; string cells longer than `wrap` wrap onto extra lines."""
     cells = [[_lines(c, wrap) for c in row] for row in rows]
     widths = [max([len(h)] + [len(line) for row in cells for line in row[i]])
@@ -216,7 +217,7 @@ def render_timeline(policy: Policy, start: datetime, urgent: bool,
     return "\n".join(lines)
 
 
-def timeline_json(policy: Policy, start: datetime, urgent: bool, specs: list[DeadlineSpec]) -> dict:
+def timeline_json(policy: Policy, start: datetime, urgent: bool, specs: list[DeadlineSpec]) -> dict[str, Any]:
     return {
         "policy": policy.name,
         "start": _local(policy, start).isoformat(),

@@ -168,8 +168,9 @@ class _Table:
         return self.get(key, str, default, check=check)
 
     def days(self, key: str) -> int | None:
-        return self.get(key, int, None, check=lambda v: None if 0 <= v <= _MAX_DAYS
-                        else f"{v} must be between 0 and {_MAX_DAYS} working days")
+        days: int | None = self.get(key, int, None, check=lambda v: None if 0 <= v <= _MAX_DAYS
+                                    else f"{v} must be between 0 and {_MAX_DAYS} working days")
+        return days
 
     def table(self, key: str) -> _Table:
         return _Table(self.path, self.key(key), self.get(key, dict))

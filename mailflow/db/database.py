@@ -81,7 +81,7 @@ class Database:
                 return found
         except MailflowError:
             raise
-        except Exception as exc:  # noqa: BLE001 - reported in one line
+        except Exception as exc:  # reported in one line
             raise MailflowError(f"database upgrade failed on {self.shown_url}: {error_summary(exc)}") from exc
 
     @contextmanager

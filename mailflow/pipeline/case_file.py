@@ -102,7 +102,7 @@ class OriginalForm:
 def original_form(s: Session, case: Case, max_bytes: int) -> OriginalForm:
     """The form as received, as attachments; built once per case per session (an escalation and
     its business copy share it)."""
-    cached = s.info.get(_CACHE_KEY)
+    cached: tuple[tuple[int, int], OriginalForm] | None = s.info.get(_CACHE_KEY)
     if cached is not None and cached[0] == (case.id, max_bytes):
         return cached[1]
     form = _build_original_form(s, case, max_bytes)
@@ -126,7 +126,7 @@ def _build_original_form(s: Session, case: Case, max_bytes: int) -> OriginalForm
     inbound = opening_message(s, case)
     if inbound is None:
         return OriginalForm(left_out="the message that opened the case is not on record")
-    documents = _documents(message_from_bytes(inbound.raw, policy=policy.default))  # type: ignore[arg-type]
+    documents = _documents(message_from_bytes(inbound.raw, policy=policy.default))
     if not documents:
         if len(inbound.raw) > max_bytes:
             return OriginalForm(left_out=_too_large(len(inbound.raw), max_bytes))

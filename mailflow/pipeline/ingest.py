@@ -119,7 +119,7 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
                 with s.begin_nested():
                     outcome, reason = apply_message(s, rt, parsed, inbound, now)
                 inbound.outcome, inbound.reason = outcome.value, reason
-            except Exception as exc:  # noqa: BLE001 - quarantine and carry on; the raw is kept
+            except Exception as exc:  # quarantine and carry on; the raw is kept
                 log.error("could not apply inbound #%s: %s", inbound.id, error_summary(exc))
                 if not isinstance(exc, SQLAlchemyError):
                     log.debug("traceback for inbound #%s", inbound.id, exc_info=True)

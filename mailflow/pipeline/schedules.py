@@ -83,7 +83,7 @@ def latest_due(trigger: CronTrigger, now: datetime) -> datetime | None:
     while window <= _LONGEST_GAP * 4:
         fire = trigger.get_next_fire_time(None, now - window)
         if fire is not None and fire <= now:
-            latest = fire
+            latest: datetime = fire
             while (nxt := trigger.get_next_fire_time(latest, latest + timedelta(seconds=1))) is not None \
                     and nxt <= now:
                 latest = nxt

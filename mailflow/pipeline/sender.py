@@ -37,7 +37,7 @@ class DrainResult:
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
-    delay = min(BASE_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    delay: timedelta = min(BASE_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
     delay = delay * (0.8 + 0.4 * random.random())  # jitter: workers do not retry in lockstep
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))

@@ -128,7 +128,8 @@ class EwsSource(MailboxSource):
             log.info("%s: creating folder %s", self.state_key, name)
             new = Folder(parent=parent, name=name, folder_class="IPF.Note")
             created = CreateFolder(account=acc).get(parent_folder=parent, folders=[new])
-            new._id = Folder.ID_ELEMENT_CLS(created.id, created.changekey)
+            # CreateFolder answers the new id and changekey; exchangelib's Folder takes them only as _id.
+            new._id = Folder.ID_ELEMENT_CLS(created.id, created.changekey)  # noqa: SLF001 - no public setter
             return new
 
         self._folders[name] = self._guard(find)

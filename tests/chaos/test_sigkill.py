@@ -73,6 +73,7 @@ def _message_id(raw: bytes) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(max(300, 20 * KILLS))   # each kill: up to WORK_WINDOW of work, a restart, the checks
 def test_sigkill_at_random_instants_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     imap = start_imap_server(USER, PASSWORD)

@@ -72,7 +72,7 @@ def ingest_from(app: App, source: MailboxSource) -> None:
     from mailflow.pipeline.ingest import ingest_source
 
     rt = app.runtime()
-    rt._source = source
+    rt._source = source  # noqa: SLF001 - the runtime builds its source from config; the test hands it this one
     try:
         ingest_source(rt)
     finally:

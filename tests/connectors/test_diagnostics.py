@@ -46,7 +46,7 @@ def test_imap_wrong_password_at_exchange_online_suggests_xoauth2(pymap_server, e
 
     built = ImapSource.from_config.__func__  # type: ignore[attr-defined]
 
-    def from_config(cls, options, env):  # noqa: ANN001, ANN202
+    def from_config(cls, options, env):
         source = built(cls, options, env)
         source._client_factory = lambda host, port, **kw: IMAPClient(  # noqa: SLF001
             "127.0.0.1", pymap_server.port, ssl=False, timeout=kw.get("timeout"))

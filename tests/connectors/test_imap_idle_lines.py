@@ -68,7 +68,7 @@ def test_split_exists_line_is_read_whole() -> None:
     src = source(port)
     assert list(src.fetch()) == []
     assert src.wait_for_mail(5) is True
-    assert src._conn is not None        # not mistaken for a broken connection
+    assert src._conn is not None  # noqa: SLF001 - kept: not mistaken for a broken connection
 
 
 def test_eof_during_idle_is_a_drop_not_a_quiet_timeout() -> None:
@@ -77,4 +77,4 @@ def test_eof_during_idle_is_a_drop_not_a_quiet_timeout() -> None:
     assert list(src.fetch()) == []
     t0 = time.monotonic()
     assert src.wait_for_mail(5) is True
-    assert time.monotonic() - t0 < 2 and src._conn is None
+    assert time.monotonic() - t0 < 2 and src._conn is None  # noqa: SLF001 - the dropped connection is the point

@@ -109,7 +109,7 @@ def test_crash_between_commit_and_settle_is_settled_next_pass(imap_server) -> No
     with pytest.raises(RuntimeError):
         pipe.run_once()
     source.close()
-    source = imap_source(imap_server, store=source._store)  # a restarted daemon
+    source = imap_source(imap_server, store=source._store)  # noqa: SLF001 - same sync state: a restarted daemon
     pipe.source = source
     assert pipe.run_once() == 1                 # the crashed one is only settled
     assert sorted(pipe.committed) == sorted(m for m, _ in mails)

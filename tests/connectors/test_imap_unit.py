@@ -78,7 +78,7 @@ def test_backoff_resets_after_success(pymap_server) -> None:
         clock.now += 10
     pymap_server.append(make_mail()[1])
     assert len(list(source.fetch())) == 1
-    assert source._failures == 0
+    assert source._failures == 0  # noqa: SLF001 - the failure count resetting is the point
 
 
 def test_wrong_password_is_an_auth_error(pymap_server) -> None:

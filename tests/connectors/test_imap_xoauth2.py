@@ -35,7 +35,7 @@ class Introspection:
         introspection = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:  # http.server hook name
                 length = int(self.headers.get("Content-Length", 0))
                 token = parse_qs(self.rfile.read(length).decode()).get("token", [""])[0]
                 introspection.asked.append(token)
@@ -101,7 +101,7 @@ def test_refused_token_is_invalidated_and_the_next_login_uses_a_fresh_one(
     with pytest.raises(MailboxAuthError, match="refused the login"):
         list(source.fetch())
     assert tokens.invalidated == 1
-    source._next_attempt = 0.0                         # the reconnect backoff has run out
+    source._next_attempt = 0.0  # noqa: SLF001 - the reconnect backoff has run out (no sleeping)
     assert len(list(source.fetch())) == 1
     assert introspection.asked == ["tok-expired", "tok-fresh"]
     source.close()

@@ -55,7 +55,7 @@ def test_a_hanging_mailbox_does_not_hold_back_a_due_escalation(tmp_path: Path) -
     h = Harness(app, clock)
     ref = h.open_case()
     stuck = StuckMailbox()
-    h.rt._source = stuck
+    h.rt._source = stuck  # noqa: SLF001 - the runtime builds its source from config; the test hands it this one
     clock.set(parse_instant("2026-12-31T10:00:00"))   # Stage 1 ran out on 30 Dec: the escalation is due
 
     def escalation_sent() -> bool:

@@ -231,7 +231,7 @@ def test_the_form_is_built_once_for_the_notices_of_one_change(h: Harness, monkey
     from mailflow.pipeline import case_file
 
     built: list[int] = []
-    real = case_file._build_original_form
+    real = case_file._build_original_form  # noqa: SLF001 - counts how often the form is built
 
     def counting(s, case, max_bytes):  # type: ignore[no-untyped-def]
         built.append(case.id)

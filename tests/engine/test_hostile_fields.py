@@ -77,7 +77,7 @@ def test_fit_knows_the_column_lengths_from_the_models() -> None:
 def test_a_record_the_database_refuses_is_quarantined_in_a_fresh_transaction(
         h_any: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     h = h_any
-    real_record = ingest._record
+    real_record = ingest._record  # noqa: SLF001 - the database refusal is injected here
     calls = {"n": 0}
 
     def refuse_first(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -107,7 +107,7 @@ def test_a_record_the_database_refuses_is_quarantined_in_a_fresh_transaction(
 def test_when_not_even_the_quarantine_record_can_be_written_the_message_stays_put(
         h_any: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     h = h_any
-    real_record, real_quarantine = ingest._record, ingest._quarantine_unrecorded
+    real_record, real_quarantine = ingest._record, ingest._quarantine_unrecorded  # noqa: SLF001 - the database refusal is injected here
     boom = OperationalError("INSERT ...", {"raw": "Ada Testperson"}, Exception("disk full"))
 
     def refuse(rt, mail, *args, **kwargs):  # type: ignore[no-untyped-def]

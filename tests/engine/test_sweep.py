@@ -179,7 +179,7 @@ def test_same_sweep_twice_and_after_a_restart_fires_nothing_new(tmp_path, db_url
 def test_crash_in_the_middle_of_an_action_leaves_it_to_the_next_sweep(tmp_path, sqlite_url, monkeypatch):
     h = open_harness(tmp_path, sqlite_url)
     ref = h.open_case()
-    real_start = cases._start
+    real_start = cases._start  # noqa: SLF001 - the crash is injected here
 
     def crash(*a, **kw):
         real_start(*a, **kw)   # the escalation is queued... and the process dies before commit

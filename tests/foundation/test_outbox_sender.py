@@ -50,7 +50,7 @@ def _row(app: App, message_id: str) -> OutboxMessage:
 def test_transient_failures_are_retried_with_backoff(app: App, clock: FixedClock) -> None:
     transport = ScriptedTransport([TransientSendError("451 try later"), TransientSendError("421 closing")])
     rt = app.runtime()
-    rt._transport = transport
+    rt._transport = transport  # noqa: SLF001 - the runtime builds its transport from config; the test scripts this one
     mid = _queue(app, clock)
     assert drain(rt, clock.now()).retried == 1
     row = _row(app, mid)
@@ -70,7 +70,7 @@ def test_permanent_failure_marks_the_row_failed_and_tells_the_business_team(app:
 
     rt = app.runtime()
     transport = ScriptedTransport([PermanentSendError("550 no such user")])
-    rt._transport = transport
+    rt._transport = transport  # noqa: SLF001 - the runtime builds its transport from config; the test scripts this one
     ingest_one(rt, InboundMail(make_form(), "test:1"))  # an acknowledgement and an escalation queued
     result = drain(rt, clock.now())
     assert result.failed == 1
@@ -88,7 +88,7 @@ def test_crash_after_sending_is_not_sent_twice(app: App, clock: FixedClock) -> N
     """The attempt is committed before the send; a row found mid-send asks the transport's record."""
     rt = app.runtime()
     transport = ScriptedTransport([])
-    rt._transport = transport
+    rt._transport = transport  # noqa: SLF001 - the runtime builds its transport from config; the test scripts this one
     mid = _queue(app, clock)
     with app.db.transaction() as s:  # as a worker that died after the transport accepted the message
         row = s.scalars(select(OutboxMessage).where(OutboxMessage.message_id == mid)).one()

@@ -42,6 +42,7 @@ LIMITS = ParseLimits()      # the shipped limits, time limit included
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(max(300, COUNT // 3))   # ~0.1 s a message on a busy 2-CPU machine: 3x that
 def test_fuzzed_messages_never_escape_stall_or_vanish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     messages = corpus()
     assert len(messages) >= 40
