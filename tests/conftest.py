@@ -35,6 +35,25 @@ def postgres_available() -> str | None:
 
 _PG_SKIP = postgres_available()
 
+# The seed policies' source texts sit beside the repository (../shared/seeds from its root);
+# MAILFLOW_SEEDS_DIR points elsewhere. Missing: the tests that need them skip, but fail in CI.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def seeds_dir() -> Path:
+    return Path(os.environ.get("MAILFLOW_SEEDS_DIR") or PROJECT_ROOT.parent / "shared" / "seeds")
+
+
+@pytest.fixture(scope="session")
+def seeds() -> Path:
+    found = seeds_dir()
+    if not found.is_dir():
+        reason = f"seed texts not found at {found} (set MAILFLOW_SEEDS_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run with them")
+        pytest.skip(reason)
+    return found
+
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:

@@ -63,7 +63,7 @@ SAMPLE: dict[str, tuple[str, dict[str, Any]]] = {
     "subgroup_discussion": ("Yes ☒ No ☐", {"subgroup_discussion": True}),
 }
 
-# Every label wording of the seed policies (/work/shared/seeds): Swindon (000) prints three
+# Every label wording of the seed policies (../shared/seeds): Swindon (000) prints three
 # pro-formas; Kent and Medway (001), Shropshire (002), Luton (003) and Redbridge (004) name what the
 # written record holds. (seed, wording, canonical field or "extra.<name>", written value or None
 # for the field's sample, what must be read or None for the sample's).
