@@ -2,24 +2,32 @@
 
 Lookup order: --config PATH, $MAILFLOW_CONFIG, ./mailflow.toml, else the embedded default
 (SQLite and a Maildir under ./var, the file transport, one partnership on the Swindon policy).
-Every error names the file, the key and what is wrong.
+Every key is checked when the file loads (mailflow/validation.py): an unknown key, a wrong type, a
+bad schedule is one line naming the file, the key and what is wrong, so `mailflow doctor` finds
+whatever `mailflow run` would trip on.
+
+A new setting is one line: a field with its default and a comment in the table's class below (and
+the same line in config.example.toml). A new table is a `Table` class and one field of `Config`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, cast, get_type_hints
+
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError, create_model
 
 from mailflow.clock import Clock
 from mailflow.connectors import ConnectorEnv, SyncStateStore
-from mailflow.errors import ConfigError, unknown_key_error
+from mailflow.cron import Cron, cron_schedule
+from mailflow.errors import ConfigError
 from mailflow.resources import bundled_dir
+from mailflow.validation import RelativePath, Table, as_tuple, config_error, located_error
 from parsers import ParseLimits as Limits  # [limits] in the config are the parser's limits
 
 EMBEDDED = "<embedded default>"
@@ -27,11 +35,60 @@ _PREFIX = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
-@dataclass(frozen=True)
-class DaemonSettings:
+def _readable_dir(path: Path) -> Path:
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a readable directory")
+    return path
+
+
+def _readable_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"{path} is not a readable file")
+    return path
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _prefix(value: str) -> str:
+    if not _PREFIX.match(value):
+        raise ValueError(f"{value!r} must be 2-10 capitals/digits, starting with a letter (e.g. SSP)")
+    return value
+
+
+def _has_kind(table: dict[str, Any]) -> dict[str, Any]:
+    if "kind" not in table:
+        raise ValueError("missing 'kind'")
+    return table
+
+
+ReadableDir = Annotated[RelativePath, AfterValidator(_readable_dir)]
+ReadableFile = Annotated[RelativePath, AfterValidator(_readable_file)]
+Email = Annotated[str, AfterValidator(_email)]
+ConnectorTable = Annotated[dict[str, Any], AfterValidator(_has_kind)]
+
+
+class MailflowSettings(Table):
+    """[mailflow]"""
+
+    database_url: str | None = None     # default: SQLite in var_dir
+    var_dir: RelativePath = Field(default=Path("var"), validate_default=True)  # SQLite, Maildir, token key
+    policies_dir: ReadableDir | None = None    # extra policy files; one named like a bundled one replaces it
+    templates_dir: ReadableDir | None = None   # email template overrides for every partnership
+    secret_env: str | None = None       # the environment variable holding the reply-token key
+    secret_file: RelativePath | None = None    # or the file holding it
+    message_id_domain: str = "mailflow.invalid"   # right-hand side of the Message-IDs mailflow sends
+
+
+class DaemonSettings(Table):
+    """[daemon]"""
+
     poll_seconds: int = 60          # reconcile the mailbox at least this often (IDLE wakes sooner)
     sweep_seconds: int = 60         # look for due deadlines this often
-    digest_cron: str = "mon-fri 08:00"  # days and UK time of the business-team digest
+    digest_cron: Cron = cron_schedule("mon-fri 08:00")  # the business-team digest (UK time; crontab too)
     outbox_max_attempts: int = 8
     mailbox_stale_minutes: int = 30  # watchdog: mailbox not read successfully for this long
     outbox_stale_minutes: int = 30   # watchdog: an unsent message older than this
@@ -39,38 +96,88 @@ class DaemonSettings:
     reply_token_days: int = 60      # a reply token acts for this many days after the mail that carried it
 
 
-@dataclass(frozen=True)
-class Partnership:
+# [limits]: the parser's own limits (parsers/model.py), every one a key with its default there.
+_LIMIT_TYPES = get_type_hints(Limits)
+LimitsSettings = create_model(  # type: ignore[call-overload]
+    "LimitsSettings", __base__=Table, __doc__="[limits]",
+    **{name: (_LIMIT_TYPES[name], default) for name, default in vars(Limits()).items()})
+
+
+class Partnership(Table):
+    """[[partnership]]"""
+
     name: str
-    prefix: str
-    policy: str
-    address: str
-    business_team: tuple[str, ...]
-    mailbox: Mapping[str, Any]
-    transport: Mapping[str, Any]
-    directory: Path | None = None
-    subject_prefix: str = ""
-    templates_dir: Path | None = None
-    index: int = 0
+    prefix: Annotated[str, AfterValidator(_prefix)]     # case references: SSP-2026-0001
+    policy: str                      # a policy file's name (mailflow policy list)
+    address: Email                   # the watched mailbox; mail is sent from it
+    business_team: Annotated[tuple[Email, ...], BeforeValidator(as_tuple)]
+    mailbox: ConnectorTable          # [partnership.mailbox]: kind and the source's options
+    transport: ConnectorTable        # [partnership.transport]: kind and the transport's options
+    directory: ReadableFile | None = None    # agencies and their contacts per tier
+    subject_prefix: str = ""         # e.g. "[secure]"
+    templates_dir: ReadableDir | None = None  # this partnership's template overrides
     # The case's details and the original form go with escalations, business copies and final
     # alerts; off for a partnership whose transport is not a secure route.
     send_form_with_escalations: bool = True
+    _index: int = PrivateAttr(default=0)
+
+    @property
+    def index(self) -> int:
+        """Its place in the file (0 for the first)."""
+        return self._index
 
 
-@dataclass(frozen=True)
-class Config:
-    path: Path | None
-    base_dir: Path
-    var_dir: Path
-    database_url: str
-    policies_dir: Path | None
-    templates_dir: Path | None
-    secret_env: str | None
-    secret_file: Path | None
-    message_id_domain: str
-    partnerships: tuple[Partnership, ...]
-    limits: Limits = field(default_factory=Limits)
-    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+class Config(Table):
+    """The whole file."""
+
+    # Defaults are validated too, so that their relative paths are relative to the file's folder.
+    mailflow: MailflowSettings = Field(default={}, validate_default=True)
+    daemon: DaemonSettings = DaemonSettings()
+    limits_table: LimitsSettings = Field(default_factory=LimitsSettings, alias="limits")  # type: ignore[valid-type]
+    partnerships: Annotated[tuple[Partnership, ...], BeforeValidator(as_tuple)] = Field(alias="partnership",
+                                                                                       min_length=1)
+    _path: Path | None = PrivateAttr(default=None)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def var_dir(self) -> Path:
+        return self.mailflow.var_dir
+
+    @property
+    def database_url(self) -> str:
+        return self.mailflow.database_url or f"sqlite:///{self.var_dir / 'mailflow.db'}"
+
+    @property
+    def policies_dir(self) -> Path | None:
+        return self.mailflow.policies_dir
+
+    @property
+    def templates_dir(self) -> Path | None:
+        return self.mailflow.templates_dir
+
+    @property
+    def secret_env(self) -> str | None:
+        return self.mailflow.secret_env
+
+    @property
+    def secret_file(self) -> Path | None:
+        return self.mailflow.secret_file
+
+    @property
+    def message_id_domain(self) -> str:
+        return self.mailflow.message_id_domain
+
+    @cached_property
+    def limits(self) -> Limits:
+        return Limits(**cast(Table, self.limits_table).model_dump())
 
     @property
     def source_name(self) -> str:
@@ -157,149 +264,30 @@ def embedded_default(base_dir: Path | None = None) -> Config:
     return parse_config(data, None, base_dir=base)
 
 
-# The allowed keys of each table (a new setting is one line here and one in config.example.toml).
-_TABLES = ("mailflow", "daemon", "limits", "partnership")
-_MAILFLOW_KEYS: dict[str, type | tuple[type, ...]] = {
-    "database_url": str, "var_dir": str, "policies_dir": str, "templates_dir": str,
-    "secret_env": str, "secret_file": str, "message_id_domain": str,
-}
-_PARTNERSHIP_KEYS: dict[str, type | tuple[type, ...]] = {
-    "name": str, "prefix": str, "policy": str, "address": str, "business_team": list,
-    "directory": str, "subject_prefix": str, "templates_dir": str, "mailbox": dict, "transport": dict,
-    "send_form_with_escalations": bool,
-}
-_PARTNERSHIP_REQUIRED = ("name", "prefix", "policy", "address", "business_team", "mailbox", "transport")
-
-
 def parse_config(data: Mapping[str, Any], path: Path | None, base_dir: Path | None = None) -> Config:
     where = str(path) if path else EMBEDDED
     base = (base_dir or (path.parent if path else Path.cwd())).resolve()
-    _only(data, set(_TABLES), where, "")
-    top = _table(data, "mailflow", where)
-    _only(top, set(_MAILFLOW_KEYS), where, "[mailflow]")
-    _types(top, _MAILFLOW_KEYS, where, "[mailflow]")
-
-    def rel(value: str | None) -> Path | None:
-        if value is None:
-            return None
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else base / p
-
-    var_dir = rel(top.get("var_dir", "var"))
-    assert var_dir is not None
-    database_url = top.get("database_url") or f"sqlite:///{var_dir / 'mailflow.db'}"
-    policies_dir = rel(top.get("policies_dir"))
-    templates_dir = rel(top.get("templates_dir"))
-    for key, d in (("policies_dir", policies_dir), ("templates_dir", templates_dir)):
-        if d is not None and not d.is_dir():
-            raise ConfigError(f"{where}: [mailflow] {key}: {d} is not a readable directory")
-
-    limits = Limits(**_section_of(data, "limits", Limits, where))
-    daemon = DaemonSettings(**_section_of(data, "daemon", DaemonSettings, where))
-
-    raw_parts = data.get("partnership")
-    if not isinstance(raw_parts, list) or not raw_parts:
+    if "partnership" not in data:
         raise ConfigError(f"{where}: [[partnership]]: at least one partnership is required")
-    partnerships = tuple(_partnership(p, i, where, rel) for i, p in enumerate(raw_parts))
-    _unique([p.prefix for p in partnerships], "prefix", where)
-    _unique([p.name for p in partnerships], "name", where)
-
-    config = Config(
-        path=path, base_dir=base, var_dir=var_dir, database_url=database_url,
-        policies_dir=policies_dir, templates_dir=templates_dir,
-        secret_env=top.get("secret_env"), secret_file=rel(top.get("secret_file")),
-        message_id_domain=top.get("message_id_domain", "mailflow.invalid"),
-        partnerships=partnerships, limits=limits, daemon=daemon,
-    )
+    try:
+        config = Config.model_validate(data, context={"base_dir": base})
+    except ValidationError as exc:
+        raise config_error(where, exc) from None
+    config._path, config._base_dir = path, base
+    for index, partnership in enumerate(config.partnerships):
+        partnership._index = index
+    _unique([p.prefix for p in config.partnerships], "prefix", where)
+    _unique([p.name for p in config.partnerships], "name", where)
     _check_policies_exist(config, where)
     return config
-
-
-def _partnership(raw: Any, index: int, where: str, rel: Any) -> Partnership:
-    label = f"[[partnership]] #{index + 1}"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {label}: expected a table")
-    _only(raw, set(_PARTNERSHIP_KEYS), where, label)
-    _types(raw, _PARTNERSHIP_KEYS, where, label)
-    for key in _PARTNERSHIP_REQUIRED:
-        if key not in raw:
-            raise ConfigError(f"{where}: {label}: missing required key '{key}'")
-    if not _PREFIX.match(raw["prefix"]):
-        raise ConfigError(f"{where}: {label} prefix: {raw['prefix']!r} must be 2-10 capitals/digits, "
-                          "starting with a letter (e.g. SSP)")
-    for addr in [raw["address"], *raw["business_team"]]:
-        if not isinstance(addr, str) or not _EMAIL.match(addr):
-            raise ConfigError(f"{where}: {label}: {addr!r} is not an email address")
-    for key in ("mailbox", "transport"):
-        if "kind" not in raw[key]:
-            raise ConfigError(f"{where}: {label} {key}: missing 'kind'")
-    directory = rel(raw.get("directory"))
-    if directory is not None and not directory.is_file():
-        raise ConfigError(f"{where}: {label} directory: {directory} is not a readable file")
-    templates = rel(raw.get("templates_dir"))
-    if templates is not None and not templates.is_dir():
-        raise ConfigError(f"{where}: {label} templates_dir: {templates} is not a readable directory")
-    return Partnership(
-        name=raw["name"], prefix=raw["prefix"], policy=raw["policy"], address=raw["address"],
-        business_team=tuple(raw["business_team"]), mailbox=dict(raw["mailbox"]),
-        transport=dict(raw["transport"]), directory=directory,
-        subject_prefix=raw.get("subject_prefix", ""), templates_dir=templates, index=index,
-        send_form_with_escalations=raw.get("send_form_with_escalations", True),
-    )
 
 
 def _check_policies_exist(config: Config, where: str) -> None:
     known = {f.stem for d in config.policy_dirs for f in d.glob("*.toml")}
     for p in config.partnerships:
         if p.policy not in known:
-            raise ConfigError(f"{where}: [[partnership]] #{p.index + 1} policy: {p.policy!r} is not a "
-                              f"known policy (known: {', '.join(sorted(known)) or 'none'})")
-
-
-def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: [{key}]: expected a table")
-    return value
-
-
-def _section_of(data: Mapping[str, Any], key: str, cls: type, where: str) -> dict[str, Any]:
-    table = _table(data, key, where)
-    defaults = cls()
-    fields: dict[str, type | tuple[type, ...]] = {
-        f.name: (int, float) if isinstance(getattr(defaults, f.name), float) else type(getattr(defaults, f.name))
-        for f in dataclasses.fields(defaults)}
-    _only(table, set(fields), where, f"[{key}]")
-    _types(table, fields, where, f"[{key}]")
-    return table
-
-
-def _only(table: Mapping[str, Any], allowed: set[str], where: str, label: str) -> None:
-    """Every table is closed: a key it does not know (a typo, a secret) is an error, never ignored."""
-    for key in table:
-        if key not in allowed:
-            raise unknown_key_error(f"{where}: {label}" if label else where, key, allowed)
-
-
-def _types(table: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]], where: str,
-           label: str) -> None:
-    for key, value in table.items():
-        expected = types.get(key)
-        if expected is None:
-            continue
-        if isinstance(value, bool) and expected is not bool:
-            ok = False
-        else:
-            ok = isinstance(value, expected)
-        if not ok:
-            name = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
-            raise ConfigError(f"{where}: {label} {key}: expected {_human(name)}, "
-                              f"got {_human(type(value).__name__)} {value!r}")
-
-
-def _human(type_name: str) -> str:
-    return {"str": "a string", "int": "an integer", "list": "a list", "dict": "a table",
-            "bool": "true or false", "float": "a number"}.get(type_name, type_name)
+            raise located_error(where, ("partnership", p.index, "policy"),
+                                f"{p.policy!r} is not a known policy (known: {', '.join(sorted(known)) or 'none'})")
 
 
 def _unique(values: list[str], key: str, where: str) -> None:
@@ -308,5 +296,3 @@ def _unique(values: list[str], key: str, where: str) -> None:
         if v in seen:
             raise ConfigError(f"{where}: [[partnership]] {key}: {v!r} is used twice")
         seen.add(v)
-
-

@@ -18,7 +18,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailflow.logging_setup import error_summary
 from mailflow.pipeline.ingest import ingest_source
-from mailflow.pipeline.schedules import cron_trigger
 from mailflow.pipeline.sender import drain
 from mailflow.pipeline.sweep import sweep
 
@@ -103,7 +102,8 @@ class Daemon:
         self.scheduler.add_job(self._poll_time, "interval", seconds=settings.poll_seconds,
                                id="poll", coalesce=True, max_instances=1)
         # Only a wake-up: which digest period is due, and whether it went, is the database's (schedules).
-        self.scheduler.add_job(self.wake.set, cron_trigger(settings.digest_cron), id="digest")
+        # The trigger is the one built when the config loaded (mailflow/cron.py): what doctor accepted runs.
+        self.scheduler.add_job(self.wake.set, settings.digest_cron.trigger, id="digest")
         self.scheduler.start()
         for rt in self.runtimes:
             rt.source  # noqa: B018 - built here, once, before two threads could both build it

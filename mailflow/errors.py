@@ -23,10 +23,15 @@ class NotBuiltYet(MailflowError):
 
 def unknown_key_error(where: str, key: str, allowed: set[str] | frozenset[str]) -> ConfigError:
     """One line for a key the table does not know, with the nearest allowed key if there is one."""
+    return ConfigError(f"{where}: {unknown_key_message(key, allowed)}")
+
+
+def unknown_key_message(key: str, allowed: set[str] | frozenset[str]) -> str:
+    """`unknown key 'adress' (did you mean 'address'?)`; a secret written into the file is refused."""
     import difflib
 
-    if f"{key}_env" in allowed:  # a secret written into the file
-        return ConfigError(f"{where}: '{key}' must not be in the file; use '{key}_env' or '{key}_file'")
+    if f"{key}_env" in allowed:
+        return f"'{key}' must not be in the file; use '{key}_env' or '{key}_file'"
     close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
-    return ConfigError(f"{where}: unknown key {key!r} ({hint})")
+    return f"unknown key {key!r} ({hint})"

@@ -18,7 +18,7 @@ from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMess
 from mailflow.pipeline import schedules
 from mailflow.pipeline.notices import business_team
 from mailflow.pipeline.outbox import queue_mail
-from mailflow.pipeline.schedules import cron_trigger, due_period, is_claimed
+from mailflow.pipeline.schedules import due_period, is_claimed
 from mailflow.pipeline.stalls import stall_of
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def render_digests(app: App, now: datetime) -> list[Digest]:
 def send_due_digests(app: App, now: datetime) -> list[str]:
     """Each partnership's scheduled digest, once per period across every worker: the period is
     claimed in the transaction that queues the mail. Returns the prefixes sent by this call."""
-    trigger = cron_trigger(app.config.daemon.digest_cron)
+    trigger = app.config.daemon.digest_cron.trigger   # built when the config loaded
     period = due_period(trigger, now)
     sent: list[str] = []
     if period is None:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from mailflow.cron import cron_trigger as cron_trigger  # schedules are read in one place: mailflow/cron.py
 from mailflow.db.models import ScheduleClaim
 
 UK_ZONE = "Europe/London"
@@ -39,41 +40,6 @@ class Period:
     @property
     def key(self) -> str:
         return self.due_at.isoformat()
-
-
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")   # crontab(5): 0 and 7 are Sunday
-
-
-def cron_trigger(expression: str) -> CronTrigger:
-    """A five-field crontab ("0 8 * * 1-5": weekdays at 8am) in UK time; also the older
-    "mon-fri 08:00" form. Weekday numbers mean what they mean in crontab(5), 1 = Monday:
-    APScheduler 3's `from_crontab` reads them with 0 = Monday (agronholm/apscheduler#286, fixed
-    only in 4.x), which would send a Monday-to-Friday digest Tuesday to Saturday."""
-    fields = expression.split()
-    if len(fields) == 5:
-        minute, hour, day, month, weekday = fields
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=crontab_weekdays(weekday), timezone=UK_ZONE)
-    days, _, hhmm = expression.partition(" ")
-    hour, _, minute = hhmm.strip().partition(":")
-    return CronTrigger(day_of_week=days, hour=int(hour), minute=int(minute or 0), timezone=UK_ZONE)
-
-
-def crontab_weekdays(field: str) -> str:
-    """A crontab day-of-week field with its numbers written as day names ("1-5" -> "mon,...,fri")."""
-    names = []
-    for item in field.split(","):
-        span, _, step = item.partition("/")
-        if any(c.isalpha() for c in span) or (span == "*" and not step):
-            names.append(item)   # names already, or every day
-            continue
-        first, _, last = span.partition("-")
-        low, high = (0, 6) if span == "*" else (int(first), int(last or first))
-        if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high):
-            raise ValueError(f"day of week {item!r}: numbers are 0-7 (0 and 7 are Sunday), low to high")
-        days = range(low, high + 1, int(step) if step else 1)
-        names.extend(dict.fromkeys(_CRON_DAYS[d] for d in days))
-    return ",".join(dict.fromkeys(names))
 
 
 def latest_due(trigger: CronTrigger, now: datetime) -> datetime | None:

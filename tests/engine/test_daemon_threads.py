@@ -49,8 +49,8 @@ def _wait(predicate, seconds: float = 20.0) -> bool:  # type: ignore[no-untyped-
 
 def test_a_hanging_mailbox_does_not_hold_back_a_due_escalation(tmp_path: Path) -> None:
     clock = FixedClock(parse_instant(START))
-    config = make_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    config = type(config)(**{**config.__dict__, "daemon": type(config.daemon)(poll_seconds=1, sweep_seconds=1)})
+    config = make_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                         extra="[daemon]\npoll_seconds = 1\nsweep_seconds = 1\n")
     app = App.open(config, clock)
     h = Harness(app, clock)
     ref = h.open_case()

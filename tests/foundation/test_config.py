@@ -30,6 +30,13 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
      "policies_dir: /nonexistent/policies is not a readable directory"),
     (lambda t: t + '\n[daemon]\npoll_seconds = "often"\n', "[daemon] poll_seconds: expected an integer"),
     (lambda t: t.replace('kind = "maildir"', ''), "mailbox: missing 'kind'"),
+    (lambda t: t + '\n[daemon]\nsweep_seconds = true\n',
+     "[daemon] sweep_seconds: expected an integer, got a boolean True"),
+    (lambda t: t + '\n[limits]\nparse_timeout_seconds = "long"\n',
+     "[limits] parse_timeout_seconds: expected a number, got a string 'long'"),
+    (lambda t: t.replace('business_team = ["business.team@ssp.example.org"]', 'business_team = "b@ssp.example.org"'),
+     "[[partnership]] #1 business_team: expected a list, got a string 'b@ssp.example.org'"),
+    (lambda t: t.replace('[mailflow]', 'mailflow = 3\n[daemon]'), "[mailflow]: expected a table, got an integer 3"),
     (lambda t: t + "\n[[[broken", "not valid TOML"),
 ])
 def test_bad_config_names_file_key_and_problem(tmp_path: Path, mutate, expected: str) -> None:

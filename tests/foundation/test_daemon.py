@@ -17,8 +17,8 @@ from tests.conftest import make_config, make_form
 
 
 def test_daemon_wakes_on_its_schedule_and_processes_mail(tmp_path: Path, clock: FixedClock) -> None:
-    config = make_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", extra="")
-    config = type(config)(**{**config.__dict__, "daemon": type(config.daemon)(poll_seconds=1, sweep_seconds=1)})
+    config = make_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                         extra="[daemon]\npoll_seconds = 1\nsweep_seconds = 1\n")
     app = App.open(config, clock)
     daemon = Daemon(app)
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
