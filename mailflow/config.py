@@ -20,7 +20,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, cast, get_type_hints
 
-from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
 
 from mailflow.clock import Clock
 from mailflow.connectors import ConnectorEnv, SyncStateStore
@@ -119,12 +128,6 @@ class Partnership(Table):
     # The case's details and the original form go with escalations, business copies and final
     # alerts; off for a partnership whose transport is not a secure route.
     send_form_with_escalations: bool = True
-    _index: int = PrivateAttr(default=0)
-
-    @property
-    def index(self) -> int:
-        """Its place in the file (0 for the first)."""
-        return self._index
 
 
 class Config(Table):
@@ -138,6 +141,13 @@ class Config(Table):
                                                                                        min_length=1)
     _path: Path | None = PrivateAttr(default=None)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="after")
+    def _where_it_came_from(self, info: ValidationInfo) -> Config:
+        context = info.context or {}
+        self._path = context.get("path")
+        self._base_dir = context.get("base_dir", self._base_dir)
+        return self
 
     @property
     def path(self) -> Path | None:
@@ -270,12 +280,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None, base_dir: Path | No
     if "partnership" not in data:
         raise ConfigError(f"{where}: [[partnership]]: at least one partnership is required")
     try:
-        config = Config.model_validate(data, context={"base_dir": base})
+        config = Config.model_validate(data, context={"base_dir": base, "path": path})
     except ValidationError as exc:
         raise config_error(where, exc) from None
-    config._path, config._base_dir = path, base
-    for index, partnership in enumerate(config.partnerships):
-        partnership._index = index
     _unique([p.prefix for p in config.partnerships], "prefix", where)
     _unique([p.name for p in config.partnerships], "name", where)
     _check_policies_exist(config, where)
@@ -284,9 +291,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None, base_dir: Path | No
 
 def _check_policies_exist(config: Config, where: str) -> None:
     known = {f.stem for d in config.policy_dirs for f in d.glob("*.toml")}
-    for p in config.partnerships:
+    for index, p in enumerate(config.partnerships):
         if p.policy not in known:
-            raise located_error(where, ("partnership", p.index, "policy"),
+            raise located_error(where, ("partnership", index, "policy"),
                                 f"{p.policy!r} is not a known policy (known: {', '.join(sorted(known)) or 'none'})")
 
 
