@@ -35,6 +35,8 @@ HANDLERS = {
     "doctor": "mailflow.cli.doctor_cmd:run",
     "directory": "mailflow.cli.directory_cmd:run",
     "audit": "mailflow.cli.audit_cmd:run",
+    "web": "mailflow.cli.web_cmd:run",
+    "users": "mailflow.cli.users_cmd:run",
 }
 
 
@@ -133,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     av = asub.add_parser("verify", help="detect any edited, inserted or deleted event")
     av.add_argument("--partnership", metavar="NAME", help="only this partnership's chain")
+
+    web = sub.add_parser("web", help="the business team's web console")
+    web.add_argument("--listen", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8080, or [web] listen)")
+
+    users = sub.add_parser("users", help="the web console's local accounts")
+    usub = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
+    ua = usub.add_parser("add", help="add an account; prints a one-time password (or reads one from stdin)")
+    ua.add_argument("email")
+    ua.add_argument("--role", required=True, choices=["viewer", "team", "admin"])
+    ua.add_argument("--name", help="the name shown in the console")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    ua.add_argument("--replace", action="store_true", help="set a new password and role for an existing account")
+    ur = usub.add_parser("remove", help="remove an account (its sessions end)")
+    ur.add_argument("email")
+    usub.add_parser("list")
     return p
 
 

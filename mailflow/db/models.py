@@ -294,3 +294,36 @@ class ScheduleClaim(Base):
     claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     late: Mapped[bool] = mapped_column(Boolean, default=False)   # sent after its time (the daemon was down)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WebUser(Base):
+    """Someone who signs in to the web console: a local account (argon2 hash) or an OpenID Connect
+    user recorded at their first sign-in. `session_epoch` moves on sign-out and on every change of
+    password or role, so older session cookies stop working."""
+
+    __tablename__ = "web_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)   # lower case
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))                  # viewer | team | admin
+    kind: Mapped[str] = mapped_column(String(8))                   # local | oidc
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class LoginFailure(Base):
+    """A failed sign-in, by account and by client address: the throttle counts these rows, so every
+    worker sharing the database agrees."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_account", "account", "at"),
+        Index("ix_login_failures_client", "client", "at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(320))
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

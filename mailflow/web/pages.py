@@ -1,0 +1,210 @@
+"""The console's pages: the dashboard (the digest's picture), the case list, a case, the policy and
+its timeline, the directory and its problems.
+
+A `viewer` sees references, states, stages, agencies and dates only; the form, the people, the
+messages and the audit trail are for `team` and `admin`, and every such view of a case is written
+to its audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mailflow.core import form_fields
+from mailflow.core.deadlines import timeline
+from mailflow.core.lifecycle import State
+from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage, Participant
+from mailflow.db.store import find_case
+from mailflow.directory import Directory
+from mailflow.pipeline.case_file import stage_history
+from mailflow.pipeline.audit import record_read
+from mailflow.pipeline.digest import digest_context
+from mailflow.pipeline.stalls import stall_of
+from mailflow.web.console import Visit, route
+
+UK = ZoneInfo("Europe/London")
+MAX_SEARCH = 40
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", dashboard, methods=["GET"]),
+        Route("/cases", case_list, methods=["GET"]),
+        Route("/cases/{reference}", case_page, methods=["GET"]),
+        Route("/policy", policy_page, methods=["GET"]),
+        Route("/directory", directory_page, methods=["GET"]),
+    ]
+
+
+# ---------------------------------------------------------------------------- dashboard
+
+@route("viewer")
+def dashboard(v: Visit) -> Response:
+    now = v.now
+    sections = []
+    for rt in v.app.runtimes():
+        ctx = digest_context(rt, now)
+        total = sum(n for _, n in ctx["open_by_stage"]) or 1
+        sections.append({"partnership": rt.config, "policy": rt.policy, "total": total, **ctx})
+    return v.page("dashboard.html.j2", sections=sections, now=now)
+
+
+# ---------------------------------------------------------------------------- case list
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@route("viewer")
+def case_list(v: Visit) -> Response:
+    q = v.request.query_params
+    filters = {
+        "state": q.get("state") if q.get("state") in {s.value for s in State} else "",
+        "stage": _int(q.get("stage")),
+        "agency": (q.get("agency") or "").strip()[:200],
+        "overdue": q.get("overdue") == "1",
+        "reference": (q.get("reference") or "").strip()[:MAX_SEARCH],
+    }
+    after = _int(q.get("after"))
+    size = v.console.settings.case_page_size
+    now = v.now
+    with v.app.db.transaction() as s:
+        rows = _cases(s, filters, after, size + 1, now)
+        more = len(rows) > size
+        rows = rows[:size]
+        agencies = sorted({a for a in s.scalars(select(Participant.agency).distinct()) if a})[:500]
+    nxt = rows[-1]["id"] if more and rows else None
+    query = "&".join(f"{k}={_q(val)}" for k, val in (
+        ("state", filters["state"]), ("stage", filters["stage"] or ""), ("agency", filters["agency"]),
+        ("overdue", "1" if filters["overdue"] else ""), ("reference", filters["reference"])) if val)
+    return v.page("cases.html.j2", rows=rows, filters=filters, next_after=nxt, query=query,
+                  states=[s.value for s in State], agencies=agencies, first=after is None)
+
+
+def _q(value: Any) -> str:
+    from urllib.parse import quote
+
+    return quote(str(value), safe="")
+
+
+def _cases(s: Session, f: dict[str, Any], after: int | None, limit: int, now: datetime) -> list[dict[str, Any]]:
+    """Newest first, by id (keyset paging: `after` is the last id of the previous page)."""
+    stmt = select(Case).order_by(Case.id.desc()).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Case.id < after)
+    if f["state"]:
+        stmt = stmt.where(Case.state == f["state"])
+    if f["stage"]:
+        stmt = stmt.where(Case.stage == f["stage"])
+    if f["reference"]:
+        stmt = stmt.where(Case.reference.contains(f["reference"].upper(), autoescape=True))
+    if f["agency"]:
+        stmt = stmt.where(exists().where(and_(Participant.case_id == Case.id, Participant.agency == f["agency"])))
+    overdue = exists().where(and_(Deadline.case_id == Case.id, Deadline.state == "pending",
+                                  Deadline.action != "remind", Deadline.due_at <= now))
+    if f["overdue"]:
+        stmt = stmt.where(overdue)
+    cases = s.scalars(stmt).all()
+    ids = [c.id for c in cases]
+    due: dict[int, Deadline] = {}
+    agencies: dict[int, set[str]] = {}
+    if ids:
+        for d in s.scalars(select(Deadline).where(Deadline.case_id.in_(ids), Deadline.state == "pending",
+                                                  Deadline.action != "remind").order_by(Deadline.due_at)):
+            due.setdefault(d.case_id, d)
+        for case_id, agency in s.execute(select(Participant.case_id, Participant.agency)
+                                         .where(Participant.case_id.in_(ids), Participant.agency.is_not(None))):
+            if agency:
+                agencies.setdefault(case_id, set()).add(agency)
+    return [{"id": c.id, "reference": c.reference, "state": c.state, "stage": c.stage, "urgent": c.urgent,
+             "opened_at": c.opened_at, "next": due.get(c.id),
+             "overdue": c.id in due and due[c.id].due_at <= now,
+             "agencies": sorted(agencies.get(c.id, ()))} for c in cases]
+
+
+# ---------------------------------------------------------------------------- one case
+
+@route("viewer")
+def case_page(v: Visit) -> Response:
+    reference = v.request.path_params["reference"].upper()[:32]
+    personal = v.can("team")
+    now = v.now
+    with v.app.db.transaction() as s:
+        case = find_case(s, reference)
+        if case is None:
+            return v.refuse(404, f"There is no case {reference}.")
+        view = case_view(s, v, case, personal)
+        if personal:   # every view of a case's personal data is on its audit trail
+            assert v.user is not None
+            record_read(s, now, v.user.actor, "web console: case page", case=case)
+    return v.page("case.html.j2", **view, personal=personal, states=State)
+
+
+def case_view(s: Session, v: Visit, case: Case, personal: bool) -> dict[str, Any]:
+    rt = v.app.runtime(case.partnership)
+    events = s.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.id)).all()
+    history = stage_history(events, v.app.policies.get(case.policy))
+    deadlines = s.scalars(select(Deadline).where(Deadline.case_id == case.id).order_by(Deadline.due_at)).all()
+    stall = stall_of(rt, case)
+    view: dict[str, Any] = {
+        "case": case, "policy": rt.policy, "deadlines": deadlines, "now": v.now,
+        "history": [{"stage": h.stage, "title": h.title, "started": h.started,
+                     "why": h.why if personal else None} for h in history],
+        "stall": stall,
+        "agencies": sorted({p.agency for p in case.participants if p.agency}),
+    }
+    if not personal:
+        return view
+    view.update(
+        form=form_fields.canonical_rows(case.fields or {}),
+        extra=form_fields.extra_rows(case.fields or {}),
+        participants=case.participants,
+        sent=s.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id).order_by(OutboxMessage.id)).all(),
+        received=s.scalars(select(InboundMessage).where(InboundMessage.case_id == case.id)
+                           .order_by(InboundMessage.id)).all(),
+        events=events,
+        max_extension=rt.policy.max_extension_days,
+    )
+    return view
+
+
+# ---------------------------------------------------------------------------- policy
+
+@route("viewer")
+def policy_page(v: Visit) -> Response:
+    q = v.request.query_params
+    runtimes = v.app.runtimes()
+    rt = next((r for r in runtimes if r.prefix == q.get("partnership")), runtimes[0])
+    policy = rt.policy
+    start_text = (q.get("start") or "")[:10]
+    urgent = q.get("urgent") == "1"
+    error, specs, start = None, [], None
+    if start_text:
+        try:
+            day = datetime.strptime(start_text, "%Y-%m-%d").date()
+            start = datetime.combine(day, time(10, 0), tzinfo=UK)
+            specs = timeline(policy, start, urgent)
+        except ValueError:
+            error = f"{start_text!r} is not a date (use the date picker or YYYY-MM-DD)."
+    return v.page("policy.html.j2", runtimes=runtimes, rt=rt, policy=policy, start_text=start_text,
+                  start=start, urgent=urgent, specs=specs, error=error)
+
+
+# ---------------------------------------------------------------------------- directory
+
+@route("admin")
+def directory_page(v: Visit) -> Response:
+    sections = []
+    for p in v.app.config.partnerships:
+        directory = Directory.load(p.directory, p.business_team)
+        sections.append({"partnership": p, "directory": directory, "problems": directory.problems()})
+    return v.page("directory.html.j2", sections=sections)
