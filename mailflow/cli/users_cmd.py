@@ -16,8 +16,8 @@ from mailflow.errors import ConfigError, MailflowError
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     from mailflow.db.models import WebUser
     from mailflow.pipeline.audit import append_event, reader
-    from mailflow.web.console import home_partnership
     from mailflow.web.accounts import AccountError, add_local_user, generate_password, remove_user
+    from mailflow.web.console import home_partnership
 
     app, now = ctx.app, ctx.clock.now()
     try:

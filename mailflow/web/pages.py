@@ -22,8 +22,8 @@ from mailflow.core.lifecycle import State
 from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage, Participant
 from mailflow.db.store import find_case
 from mailflow.directory import Directory
-from mailflow.pipeline.case_file import stage_history
 from mailflow.pipeline.audit import record_read
+from mailflow.pipeline.case_file import stage_history
 from mailflow.pipeline.digest import digest_context
 from mailflow.pipeline.stalls import stall_of
 from mailflow.web.console import Visit, route

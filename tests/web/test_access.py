@@ -73,7 +73,7 @@ def test_a_team_member_sees_the_case_and_the_view_is_audited(console: Console, h
     page = c.get(f"/cases/{ref}").text
     assert "Ada Testperson" in page and "jo.example@gwh.nhs.example.org" in page and "Audit trail" in page
     viewed = _events(console, "viewed")
-    assert [(e.actor, e.detail.get("via")) for e in viewed] == [(f"web:{TEAM}", "web console")]
+    assert [(e.actor, e.detail.get("via")) for e in viewed] == [(f"web:{TEAM}", "web console: case page")]
     assert c.get("/quarantine").status_code == 403 and c.get("/directory").status_code == 403
 
 
