@@ -37,6 +37,7 @@ HANDLERS = {
     "audit": "mailflow.cli.audit_cmd:run",
     "web": "mailflow.cli.web_cmd:run",
     "users": "mailflow.cli.users_cmd:run",
+    "quarantine": "mailflow.cli.quarantine_cmd:run",
 }
 
 
@@ -150,6 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
     ur = usub.add_parser("remove", help="remove an account (its sessions end)")
     ur.add_argument("email")
     usub.add_parser("list")
+
+    quarantine = sub.add_parser("quarantine", help="review what mailflow would not act on")
+    qsub = quarantine.add_subparsers(dest="quarantine_command", required=True, parser_class=_Parser)
+    ql = qsub.add_parser("list")
+    ql.add_argument("--partnership", metavar="NAME")
+    ql.add_argument("--all", action="store_true", help="discarded messages too")
+    for name in ("show", "release", "discard"):
+        q = qsub.add_parser(name)
+        q.add_argument("id", type=int, metavar="ID")
+        q.add_argument("--by", help="who is acting (recorded in the audit trail; default: the OS user)")
+        if name == "show":
+            q.add_argument("--raw", metavar="FILE", help="also write the raw message to FILE")
+        else:
+            q.add_argument("--reason", required=name == "discard", metavar="TEXT",
+                           help="why (kept with the message and in the audit trail)")
+        at(q)
     return p
 
 
