@@ -13,6 +13,7 @@ No I/O here: the loaders read the files and pass what they parsed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -23,6 +24,7 @@ from pydantic_core import PydanticCustomError
 from mailflow.errors import ConfigError, unknown_key_message
 
 T = TypeVar("T", bound=BaseModel)
+_Item = TypeVar("_Item")
 
 
 class Table(BaseModel):
@@ -42,35 +44,36 @@ class Table(BaseModel):
         return data
 
 
-def validate(model: type[T], data: Any, where: str, context: Mapping[str, Any] | None = None,
-             table: Sequence[str | int] = ()) -> T:
-    """`data` as a `model`, or a ConfigError naming `where` (the file) and the key. `table` is where
-    `data` sits in the file (("partnership", 0, "mailbox")), for the message."""
+def validate(model: type[T], data: Any, where: str, context: Mapping[str, Any] | None = None, *,
+             table: Sequence[str | int] = (), dotted: bool = False, error: type[ConfigError] = ConfigError) -> T:
+    """`data` as a `model`, or an `error` naming `where` (the file), the key and the problem.
+    `table` is where `data` sits in the file (("partnership", 0, "mailbox")); `dotted` writes keys
+    as `stages[1].steps[2].days` rather than `[[partnership]] #1 mailbox.port`."""
     try:
         return model.model_validate(data, context=dict(context or {}))
     except ValidationError as exc:
-        raise config_error(where, exc, table) from None
+        raise config_error(where, exc, table, dotted=dotted, error=error) from None
 
 
-def config_error(where: str, exc: ValidationError, table: Sequence[str | int] = ()) -> ConfigError:
+def config_error(where: str, exc: ValidationError, table: Sequence[str | int] = (), *, dotted: bool = False,
+                 error: type[ConfigError] = ConfigError) -> ConfigError:
+    """The first of pydantic's errors as one line (and how many more there are)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    loc = (*table, *first["loc"])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return located_error(where, loc, _problem(first) + more, missing=first["type"] == "missing")
+    return located_error(where, (*table, *first["loc"]), _problem(first) + more, dotted=dotted, error=error)
 
 
-def located_error(where: str, loc: Sequence[str | int], problem: str, missing: bool = False) -> ConfigError:
-    """`where: [table] key: problem` (a missing key is a problem of its table)."""
-    if missing and loc:
-        loc, problem = loc[:-1], f"missing {loc[-1]!r}"
-    label = key_path(loc)
-    return ConfigError(f"{where}: {label}: {problem}" if label else f"{where}: {problem}")
+def located_error(where: str, loc: Sequence[str | int], problem: str, *, dotted: bool = False,
+                  error: type[ConfigError] = ConfigError) -> ConfigError:
+    """`where: [table] key: problem` (or `where: table.key: problem` when `dotted`)."""
+    label = dotted_path(loc) if dotted else key_path(loc)
+    return error(f"{where}: {label}: {problem}" if label else f"{where}: {problem}")
 
 
 def key_path(loc: Sequence[str | int]) -> str:
     """("partnership", 0, "mailbox", "port") -> "[[partnership]] #1 mailbox.port"."""
-    parts = [p for p in loc if not (isinstance(p, str) and p.startswith("kind="))]   # union tags
+    parts = _without_tags(loc)
     if not parts:
         return ""
     head, rest = parts[0], list(parts[1:])
@@ -78,10 +81,21 @@ def key_path(loc: Sequence[str | int]) -> str:
         label = f"[[{head}]] #{int(rest.pop(0)) + 1}"
     else:
         label = f"[{head}]"
-    tail = ""
-    for p in rest:
-        tail += f"[{p + 1}]" if isinstance(p, int) else (f".{p}" if tail else p)
+    tail = dotted_path(rest)
     return f"{label} {tail}" if tail else label
+
+
+def dotted_path(loc: Sequence[str | int]) -> str:
+    """("stages", 0, "steps", 1, "days") -> "stages[1].steps[2].days" (counting from 1)."""
+    out = ""
+    for p in _without_tags(loc):
+        out += f"[{p + 1}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def _without_tags(loc: Sequence[str | int]) -> list[str | int]:
+    """Without the tags pydantic adds for the member of a union it tried ("kind=imap")."""
+    return [p for p in loc if not (isinstance(p, str) and p.startswith("kind="))]
 
 
 _EXPECTED = {
@@ -99,8 +113,11 @@ def _problem(error: Any) -> str:
         return f"expected {_EXPECTED[kind]}, got {describe(value)}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
+    if kind == "missing":
+        return "is required"
     if kind == "literal_error":
-        return f"{_short(value)} is not one of {ctx['expected']}"
+        choices = re.findall(r"'([^']*)'", str(ctx["expected"]))
+        return f"{_short(value)} is not one of {', '.join(choices)}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         sign = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
         bound = next(iter(ctx.values()))
@@ -147,6 +164,9 @@ RelativePath = Annotated[Path, BeforeValidator(_relative_path)]
 
 
 def as_tuple(value: Any) -> Any:
-    """A TOML array for a tuple field (strict mode takes only tuples): `Annotated[tuple[X, ...],
-    BeforeValidator(as_tuple)]`."""
+    """A TOML array for a tuple field (strict mode takes only tuples)."""
     return tuple(value) if isinstance(value, list) else value
+
+
+# A TOML array, kept as a tuple (read-only): `business_team: Array[str]`.
+Array = Annotated[tuple[_Item, ...], BeforeValidator(as_tuple)]

@@ -1,7 +1,9 @@
 """A partnership's escalation policy: the model, and reading it from TOML (validated on load).
 
 The schema is documented in policies/README.md. Deadline arithmetic lives in
-`mailflow.core.deadlines`, which imports this module (never the other way round).
+`mailflow.core.deadlines`, which imports this module (never the other way round). The stages,
+steps and notices are pydantic models (mailflow/validation.py): the file's tables as they are
+read, checked key by key; nothing here does I/O but `load_policy`, which reads the file.
 """
 
 from __future__ import annotations
@@ -10,19 +12,27 @@ import re
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, PlainValidator, model_validator
+from pydantic_core import PydanticCustomError
 
 from mailflow.core.calendar import NATIONS, WorkingCalendar
 from mailflow.errors import ConfigError, PolicyError
+from mailflow.validation import Array, Table, validate
 
-STEP_NAMES = ("raise", "respond", "resolve", "confirm")
-COUNTS_FROM = ("stage_start", "case_start", "resolution")
-NOTIFY_WHEN = ("stage_start", "before_next_stage")
-TIERS = ("practitioner", "manager", "senior_manager", "safeguarding_lead", "executive", "board",
-         "chair")
-FINAL_KINDS = ("alert",)
+StepName = Literal["raise", "respond", "resolve", "confirm"]
+CountsFrom = Literal["stage_start", "case_start", "resolution"]
+NotifyWhen = Literal["stage_start", "before_next_stage"]
+Tier = Literal["practitioner", "manager", "senior_manager", "safeguarding_lead", "executive", "board", "chair"]
+FinalKind = Literal["alert"]
+STEP_NAMES: tuple[str, ...] = get_args(StepName)
+COUNTS_FROM: tuple[str, ...] = get_args(CountsFrom)
+NOTIFY_WHEN: tuple[str, ...] = get_args(NotifyWhen)
+TIERS: tuple[str, ...] = get_args(Tier)
+FINAL_KINDS: tuple[str, ...] = get_args(FinalKind)
 FINAL_NOTIFY = ("business_team", "chair")  # who the final action alerts
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -30,17 +40,88 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _MAX_DAYS = 60
 
 
-@dataclass(frozen=True)
-class Step:
-    name: str  # "raise" | "respond" | "resolve" | "confirm"
-    days: int | None  # None: no timescale
-    urgent_days: int | None  # None: the same as days
-    counts_from: str  # "stage_start" | "case_start" | "resolution"
-    escalates: bool  # when it runs out the stage is over (next stage, or the final action)
-    quote: str
+def _working_days(value: int) -> int:
+    if not 0 <= value <= _MAX_DAYS:
+        raise ValueError(f"{value} must be between 0 and {_MAX_DAYS} working days")
+    return value
+
+
+def _not_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _role_key(value: str) -> str:
+    if not _KEY.match(value):
+        raise ValueError("must be a snake_case role key")
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _nation(value: str) -> str:
+    if value not in NATIONS:
+        raise ValueError(f"{value!r} is not one of {', '.join(NATIONS)}")
+    return value
+
+
+def _closure(value: Any) -> date:
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            pass
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise PydanticCustomError("value_error", "{error}", {"error": f"{value!r} is not a date like 2026-12-24"})
+    return value
+
+
+def _clock_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    try:
+        return time.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise PydanticCustomError("value_error", "{error}",
+                                  {"error": f'{value!r} is not a time like "17:00"'}) from None
+
+
+def _some_stages(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    if not stages:
+        raise ValueError("needs at least one stage")
+    return stages
+
+
+Days = Annotated[int, AfterValidator(_working_days)]
+Text = Annotated[str, AfterValidator(_not_empty)]
+ClosureDate = Annotated[date, PlainValidator(_closure)]
+ClockTime = Annotated[time, PlainValidator(_clock_time)]
+
+
+class Step(Table):
+    """[[stages.steps]]"""
+
+    name: StepName
+    days: Days | None = None  # None: no timescale
+    urgent_days: Days | None = None  # None: the same as days
+    counts_from: CountsFrom  # default: "resolution" for a confirm step, else "stage_start"
+    escalates: bool = False  # when it runs out the stage is over (next stage, or the final action)
+    quote: Text
     local_default: bool = False  # `days` is mailflow's choice, not the policy's
     urgent_quote: str = ""
     urgent_local_default: bool = False  # `urgent_days` is mailflow's choice
+
+    @model_validator(mode="before")
+    @classmethod
+    def _counts_from_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "counts_from" not in data:
+            return {**data, "counts_from": "resolution" if data.get("name") == "confirm" else "stage_start"}
+        return data
 
     def effective_days(self, urgent: bool) -> int | None:
         """The timescale that applies: for an urgent case, whichever is less."""
@@ -49,25 +130,27 @@ class Step:
         return self.days
 
 
-@dataclass(frozen=True)
-class Notify:
-    role: str  # directory role key, e.g. "business_team", "director_of_social_work"
-    label: str  # as the policy words it
-    when: str  # "stage_start" | "before_next_stage"
-    only_for: str | None  # agency kind it applies to, e.g. "local_authority_adult_services"
-    quote: str
+class Notify(Table):
+    """[[stages.notify]]"""
+
+    role: Annotated[str, AfterValidator(_role_key)]  # directory role key, e.g. "director_of_social_work"
+    label: Text  # as the policy words it
+    when: NotifyWhen = "stage_start"
+    only_for: str | None = None  # agency kind it applies to, e.g. "local_authority_adult_services"
+    quote: Text
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(Table):
+    """[[stages]]"""
+
     number: int
-    title: str
-    tier: str  # directory tier key of who acts
-    acting_role: str  # as the policy words it
-    steps: tuple[Step, ...]
-    notify: tuple[Notify, ...]
-    copy_business_team: bool
-    quote: str
+    title: Text
+    tier: Tier  # directory tier key of who acts
+    acting_role: Text  # as the policy words it
+    steps: Array[Step] = ()
+    notify: Array[Notify] = ()
+    copy_business_team: bool = False
+    quote: Text
 
     def step(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -87,12 +170,13 @@ class Stage:
         return tuple(dict.fromkeys(roles))
 
 
-@dataclass(frozen=True)
-class FinalAction:
-    kind: str  # "alert": tell the business team and the chair
-    days: int | None  # None: when the last stage's escalating step runs out; else N working days
-    local_default: bool  # after the last stage starts (for a last stage with no timescale)
-    quote: str
+class FinalAction(Table):
+    """[final]"""
+
+    kind: FinalKind = "alert"  # "alert": tell the business team and the chair
+    days: Days | None = None  # None: when the last stage's escalating step runs out; else N working days
+    local_default: bool = False  # after the last stage starts (for a last stage with no timescale)
+    quote: Text
 
 
 @dataclass(frozen=True)
@@ -120,184 +204,100 @@ class Policy:
         return len(self.stages)
 
 
-# --- loading ----------------------------------------------------------------------------------
+# --- the file ---------------------------------------------------------------------------------
+# The models below are the file's schema (policies/README.md): pydantic checks every key, type and
+# value as it reads; `policy_from` then checks what spans keys and builds the Policy. No I/O: the
+# loader reads the file.
 
 
-class _Table:
-    """A TOML table read strictly: every key is consumed or reported as unknown."""
+class PartnershipSection(Table):
+    """[partnership]"""
 
-    def __init__(self, path: Path, where: str, data: Any) -> None:
-        self.path, self.where = path, where
-        if not isinstance(data, dict):
-            self.fail("", "must be a table")
-        self.data: dict[str, Any] = dict(data)
-        self.seen: set[str] = set()
-
-    def key(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where and key else (self.where or key)
-
-    def fail(self, key: str, problem: str) -> None:
-        raise PolicyError(f"{self.path}: {self.key(key) or '(top level)'}: {problem}")
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...,
-            *, check: Callable[[Any], str | None] | None = None) -> Any:
-        self.seen.add(key)
-        if key not in self.data:
-            if default is ...:
-                self.fail(key, "is required")
-            return default
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            names = " or ".join(k.__name__ for k in kinds)
-            self.fail(key, f"must be {names}, not {type(value).__name__} {value!r}")
-        if check is not None:
-            problem = check(value)
-            if problem:
-                self.fail(key, problem)
-        return value
-
-    def text(self, key: str, default: Any = ...) -> Any:
-        return self.get(key, str, default,
-                        check=lambda v: None if v.strip() else "must not be empty")
-
-    def choice(self, key: str, choices: Sequence[str], default: Any = ...) -> Any:
-        def check(v: str) -> str | None:
-            return None if v in choices else f"{v!r} is not one of {', '.join(choices)}"
-
-        return self.get(key, str, default, check=check)
-
-    def days(self, key: str) -> int | None:
-        days: int | None = self.get(key, int, None, check=lambda v: None if 0 <= v <= _MAX_DAYS
-                                    else f"{v} must be between 0 and {_MAX_DAYS} working days")
-        return days
-
-    def table(self, key: str) -> _Table:
-        return _Table(self.path, self.key(key), self.get(key, dict))
-
-    def tables(self, key: str, required: bool = True) -> list[_Table]:
-        items = self.get(key, list, ... if required else [])
-        return [_Table(self.path, f"{self.key(key)}[{i}]", item) for i, item in enumerate(items, 1)]
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            self.fail(unknown[0], "unknown key (typo?)")
+    name: Text
+    title: Text
+    mailbox: Annotated[str, AfterValidator(_email)]
+    document: str = ""               # the source document it encodes
+    reminder_days_before: Days = 1
+    max_extension_days: Days = 5     # the most `#extend` may add to a stage, in working days
+    tell_other_professional: bool = True
 
 
-def _clock_time(t: _Table, key: str, default: time) -> time:
-    value = t.get(key, (str, time), None)
-    if value is None:
-        return default
-    if isinstance(value, time):
-        return value
+class CalendarSection(Table):
+    """[calendar]"""
+
+    nation: Annotated[str, AfterValidator(_nation)]
+    closures: Array[ClosureDate] = ()
+    close_of_business: ClockTime = time(17, 0)
+    opens: ClockTime = time(9, 0)
+    time_zone: Text = "Europe/London"
+
+
+class PolicyFile(Table):
+    partnership: PartnershipSection
+    calendar: CalendarSection
+    stages: Annotated[Array[Stage], AfterValidator(_some_stages)]
+    final: FinalAction
+
+
+def policy_from(data: Any, path: Path) -> Policy:
+    """The policy a parsed TOML file describes, or PolicyError("file: key: problem")."""
+    doc = validate(PolicyFile, data, str(path), dotted=True, error=PolicyError)
+
+    def fail(key: str, problem: str) -> PolicyError:
+        return PolicyError(f"{path}: {key}: {problem}")
+
+    for i, stage in enumerate(doc.stages, 1):
+        _check_stage(stage, i, fail)
+    cal = doc.calendar
     try:
-        return time.fromisoformat(value)
-    except ValueError:
-        t.fail(key, f"{value!r} is not a time like \"17:00\"")
-        raise  # unreachable
-
-
-def _calendar(t: _Table) -> WorkingCalendar:
-    nation = t.choice("nation", tuple(NATIONS))
-    closures: set[date] = set()
-    for i, value in enumerate(t.get("closures", list, []), 1):
-        if isinstance(value, str):
-            try:
-                value = date.fromisoformat(value)
-            except ValueError:
-                t.fail(f"closures[{i}]", f"{value!r} is not a date like 2026-12-24")
-        if not isinstance(value, date) or hasattr(value, "hour"):
-            t.fail(f"closures[{i}]", f"{value!r} is not a date like 2026-12-24")
-        closures.add(value)
-    cob = _clock_time(t, "close_of_business", time(17, 0))
-    opens = _clock_time(t, "opens", time(9, 0))
-    tz = t.text("time_zone", "Europe/London")
-    t.done()
-    try:
-        return WorkingCalendar(nation, frozenset(closures), cob, opens, tz)
+        calendar = WorkingCalendar(cal.nation, frozenset(cal.closures), cal.close_of_business, cal.opens,
+                                   cal.time_zone)
     except (ValueError, KeyError) as exc:
-        t.fail("", str(exc) or "invalid time_zone")
-        raise  # unreachable
-
-
-def _step(t: _Table) -> Step:
-    name = t.choice("name", STEP_NAMES)
-    default_from = "resolution" if name == "confirm" else "stage_start"
-    step = Step(
-        name=name,
-        days=t.days("days"),
-        urgent_days=t.days("urgent_days"),
-        counts_from=t.choice("counts_from", COUNTS_FROM, default_from),
-        escalates=t.get("escalates", bool, False),
-        quote=t.text("quote"),
-        local_default=t.get("local_default", bool, False),
-        urgent_quote=t.get("urgent_quote", str, ""),
-        urgent_local_default=t.get("urgent_local_default", bool, False),
+        raise fail("calendar", str(exc) or "invalid time_zone") from None
+    for stage in doc.stages[:-1]:
+        if stage.escalating_step is None:
+            raise fail(f"stages[{stage.number}].steps", "every stage but the last needs a step with escalates = true")
+    _check_case_start_order(doc.stages, fail)
+    last, final = doc.stages[-1], doc.final
+    if last.escalating_step is None and final.days is None:
+        raise fail("final.days", f"stage {last.number} has no escalating step, so the final action needs days")
+    if last.escalating_step is not None and final.days is not None:
+        raise fail("final.days", f"stage {last.number} has an escalating step: the final action happens when "
+                                 "it runs out; remove days")
+    p = doc.partnership
+    return Policy(
+        name=path.stem, title=p.title, partnership=p.name, mailbox=p.mailbox, calendar=calendar,
+        stages=doc.stages, final=final, reminder_days_before=p.reminder_days_before,
+        max_extension_days=p.max_extension_days, source=path, document=p.document,
+        tell_other_professional=p.tell_other_professional,
     )
-    if step.name == "confirm" and step.counts_from != "resolution":
-        t.fail("counts_from", "a confirm step counts from the resolution")
-    if step.name != "confirm" and step.counts_from == "resolution":
-        t.fail("counts_from", "only a confirm step counts from the resolution")
-    if step.escalates and step.name == "confirm":
-        t.fail("escalates", "a confirm step cannot escalate")
-    if step.escalates and step.days is None:
-        t.fail("days", "an escalating step needs a timescale")
-    if step.urgent_days is not None and step.days is None:
-        t.fail("urgent_days", "needs days too")
-    t.done()
-    return step
 
 
-def _notify(t: _Table) -> Notify:
-    n = Notify(
-        role=t.get("role", str,
-                   check=lambda v: None if _KEY.match(v) else "must be a snake_case role key"),
-        label=t.text("label"),
-        when=t.choice("when", NOTIFY_WHEN, "stage_start"),
-        only_for=t.get("only_for", str, None),
-        quote=t.text("quote"),
-    )
-    t.done()
-    return n
-
-
-def _stage(t: _Table, expected: int) -> Stage:
-    number = t.get("number", int, check=lambda v: None if v == expected
-                   else f"must be {expected} (stages are numbered 1, 2, ... in order)")
-    steps = tuple(_step(s) for s in t.tables("steps", required=False))
-    names = [s.name for s in steps]
-    for name in set(names):
+def _check_stage(stage: Stage, expected: int, fail: Callable[[str, str], PolicyError]) -> None:
+    where = f"stages[{expected}]"
+    if stage.number != expected:
+        raise fail(f"{where}.number", f"must be {expected} (stages are numbered 1, 2, ... in order)")
+    for j, step in enumerate(stage.steps, 1):
+        key = f"{where}.steps[{j}]"
+        if step.name == "confirm" and step.counts_from != "resolution":
+            raise fail(f"{key}.counts_from", "a confirm step counts from the resolution")
+        if step.name != "confirm" and step.counts_from == "resolution":
+            raise fail(f"{key}.counts_from", "only a confirm step counts from the resolution")
+        if step.escalates and step.name == "confirm":
+            raise fail(f"{key}.escalates", "a confirm step cannot escalate")
+        if step.escalates and step.days is None:
+            raise fail(f"{key}.days", "an escalating step needs a timescale")
+        if step.urgent_days is not None and step.days is None:
+            raise fail(f"{key}.urgent_days", "needs days too")
+    names = [s.name for s in stage.steps]
+    for name in dict.fromkeys(names):
         if names.count(name) > 1:
-            t.fail("steps", f"step {name!r} appears twice")
-    if sum(s.escalates for s in steps) > 1:
-        t.fail("steps", "at most one step may escalate")
-    stage = Stage(
-        number=number,
-        title=t.text("title"),
-        tier=t.choice("tier", TIERS),
-        acting_role=t.text("acting_role"),
-        steps=steps,
-        notify=tuple(_notify(n) for n in t.tables("notify", required=False)),
-        copy_business_team=t.get("copy_business_team", bool, False),
-        quote=t.text("quote"),
-    )
-    t.done()
-    return stage
+            raise fail(f"{where}.steps", f"step {name!r} appears twice")
+    if sum(s.escalates for s in stage.steps) > 1:
+        raise fail(f"{where}.steps", "at most one step may escalate")
 
 
-def _final(t: _Table) -> FinalAction:
-    final = FinalAction(
-        kind=t.choice("kind", FINAL_KINDS, "alert"),
-        days=t.days("days"),
-        local_default=t.get("local_default", bool, False),
-        quote=t.text("quote"),
-    )
-    t.done()
-    return final
-
-
-def _check_case_start_order(top: _Table, stages: tuple[Stage, ...]) -> None:
+def _check_case_start_order(stages: tuple[Stage, ...], fail: Callable[[str, str], PolicyError]) -> None:
     """Timescales counted from the case start must grow stage by stage (Shropshire: 2, 4, 5, 7,
     9), or a stage reached on time would already be out of time."""
     for before, after in zip(stages, stages[1:], strict=False):
@@ -308,9 +308,8 @@ def _check_case_start_order(top: _Table, stages: tuple[Stage, ...]) -> None:
             da, db = a.effective_days(urgent), b.effective_days(urgent)
             if da is not None and db is not None and db <= da:
                 key = "urgent_days" if urgent and b.urgent_days is not None else "days"
-                top.fail(f"stages[{after.number}].steps.{key}",
-                         f"counted from the case start it must be more than stage "
-                         f"{before.number}'s {da}")
+                raise fail(f"stages[{after.number}].steps.{key}",
+                           f"counted from the case start it must be more than stage {before.number}'s {da}")
 
 
 def load_policy(path: Path) -> Policy:
@@ -326,42 +325,7 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"{path}: (file): cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: (syntax): {exc}") from None
-    top = _Table(path, "", raw)
-    p = top.table("partnership")
-    name, title = p.text("name"), p.text("title")
-    mailbox = p.get("mailbox", str, check=lambda v: None if _EMAIL.fullmatch(v)
-                    else f"{v!r} is not an email address")
-    document = p.get("document", str, "")
-    reminder = p.days("reminder_days_before")
-    max_extension = p.days("max_extension_days")
-    tell_other = p.get("tell_other_professional", bool, True)
-    p.done()
-    calendar = _calendar(top.table("calendar"))
-    stage_tables = top.tables("stages")
-    if not stage_tables:
-        top.fail("stages", "needs at least one stage")
-    stages = tuple(_stage(s, i) for i, s in enumerate(stage_tables, 1))
-    final_table = top.table("final")
-    final = _final(final_table)
-    top.done()
-    for stage in stages[:-1]:
-        if stage.escalating_step is None:
-            top.fail(f"stages[{stage.number}].steps",
-                     "every stage but the last needs a step with escalates = true")
-    _check_case_start_order(top, stages)
-    last = stages[-1]
-    if last.escalating_step is None and final.days is None:
-        final_table.fail("days", f"stage {last.number} has no escalating step, "
-                                 "so the final action needs days")
-    if last.escalating_step is not None and final.days is not None:
-        final_table.fail("days", f"stage {last.number} has an escalating step: the final action "
-                                 "happens when it runs out; remove days")
-    return Policy(
-        name=path.stem, title=title, partnership=name, mailbox=mailbox, calendar=calendar,
-        stages=stages, final=final, reminder_days_before=1 if reminder is None else reminder,
-        max_extension_days=5 if max_extension is None else max_extension, source=path, document=document,
-        tell_other_professional=tell_other,
-    )
+    return policy_from(raw, path)
 
 
 def load_policies(dirs: Sequence[Path]) -> dict[str, Policy]:

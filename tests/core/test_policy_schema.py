@@ -105,13 +105,15 @@ BROKEN = [
     (lambda s: s.replace('nation = "ENG"\n', ""), "calendar.nation", "is required"),
     (lambda s: s.replace("days = 3\n", "days = 90\n"), "stages[1].steps[1].days", "between 0"),
     (lambda s: s.replace("days = 3\n", "days = -1\n"), "stages[1].steps[1].days", "between 0"),
-    (lambda s: s.replace("days = 3\n", 'days = "3"\n'), "stages[1].steps[1].days", "must be int"),
+    (lambda s: s.replace("days = 3\n", 'days = "3"\n'), "stages[1].steps[1].days",
+     "expected an integer, got a string '3'"),
     (lambda s: s.replace('name = "resolve"\ndays = 3', 'name = "decide"\ndays = 3'),
      "stages[1].steps[1].name", "not one of raise, respond, resolve, confirm"),
     (lambda s: s.replace('tier = "manager"', 'tier = "boss"'), "stages[2].tier", "not one of"),
     (lambda s: s.replace("number = 2", "number = 3"), "stages[2].number", "must be 2"),
     (lambda s: s.replace('quote = "within 3 working days"', 'quote = "within 3 working days"\n'
-                         'escalate = true'), "stages[1].steps[1].escalate", "unknown key"),
+                         'escalate = true'), "stages[1].steps[1]",
+     "unknown key 'escalate' (did you mean 'escalates'?)"),
     (lambda s: s.replace('mailbox = "escalations@ashvale.example"', 'mailbox = "ashvale"'),
      "partnership.mailbox", "not an email address"),
     (lambda s: s.replace("[calendar]\n", '[calendar]\nclose_of_business = "5pm"\n'),
@@ -135,11 +137,18 @@ BROKEN = [
     (lambda s: s.replace('kind = "alert"', 'kind = "email"'), "final.kind", "not one of"),
     (lambda s: s.replace('role = "safeguarding_lead"', 'role = "Safeguarding Lead"'),
      "stages[2].notify[1].role", "snake_case"),
-    (lambda s: s.replace("[final]", "[finale]"), "final", "is required"),
+    (lambda s: s.replace("[final]", "[finale]"), "", "unknown key 'finale' (did you mean 'final'?)"),
+    (lambda s: s[:s.index("[final]")], "final", "is required"),
     (lambda s: s.replace('title = "Managers"\n', ""), "stages[2].title", "is required"),
     (lambda s: s.replace('quote = "Practitioners resolve it within 3 working days."',
                          'quote = "  "'), "stages[1].quote", "must not be empty"),
-    (lambda s: s + "\n[extra]\nx = 1\n", "extra", "unknown key"),
+    (lambda s: s + "\n[extra]\nx = 1\n", "", "unknown key 'extra' (allowed: calendar, final, partnership, stages)"),
+    (lambda s: s.replace("[calendar]\n", "[calendar]\nnaton = 1\n"), "calendar",
+     "unknown key 'naton' (did you mean 'nation'?)"),
+    (lambda s: s.replace('urgent_days = 1\n', 'urgent_days = true\n'), "stages[1].steps[1].urgent_days",
+     "expected an integer, got a boolean True"),
+    (lambda s: s.replace('nation = "ENG"', 'nation = "ENG"\nclosures = "2026-12-24"').replace("closures = []\n", ""),
+     "calendar.closures", "expected a list, got a string '2026-12-24'"),
     (lambda s: s.replace("[[stages]]\nnumber = 1", "[[stages]]\nnumber = 1\nnumber = 1"),
      "(syntax)", ""),
 ]
@@ -153,7 +162,8 @@ def test_errors_name_file_key_and_problem(tmp_path: Path, change, key: str, prob
     with pytest.raises(PolicyError) as err:
         load_policy(path)
     message = str(err.value)
-    assert message.startswith(f"{path}: {key}: "), message
+    assert message.startswith(f"{path}: {key}: " if key else f"{path}: "), message
+    assert "\n" not in message
     assert problem in message
     assert isinstance(err.value, ConfigError) and err.value.exit_code == 2
 
