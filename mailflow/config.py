@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, cast, get_type_hints
+from typing import Annotated, Any, Literal, cast, get_type_hints
 
 from pydantic import (
     AfterValidator,
@@ -130,12 +130,52 @@ class Partnership(Table):
     send_form_with_escalations: bool = True
 
 
+ConsoleRole = Literal["viewer", "team", "admin"]
+
+
+def _issuer(value: str) -> str:
+    host = value.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+    if not value.startswith("https://") and not (value.startswith("http://") and host in ("localhost", "127.0.0.1")):
+        raise ValueError(f"{value!r}: an OpenID Connect issuer is an https:// address")
+    return value.rstrip("/")
+
+
+class OidcSettings(Table):
+    """[web.oidc]: sign-in with the partnership's Microsoft Entra ID tenant (any OpenID Connect issuer)."""
+
+    issuer: Annotated[str, AfterValidator(_issuer)]   # https://login.microsoftonline.com/<tenant id>/v2.0
+    client_id: str                   # the app registration's Application (client) ID
+    client_secret_env: str           # the environment variable holding its client secret
+    groups: dict[str, ConsoleRole] = {}      # Entra group object id -> role (the ID token's groups claim)
+    addresses: dict[str, ConsoleRole] = {}   # or an address -> role; nobody else signs in
+    redirect_uri: str | None = None  # default: the console's own /auth/callback as the browser reached it
+    scopes: str = "openid profile email"
+    label: str = "Sign in with Microsoft 365"
+
+
+class WebSettings(Table):
+    """[web]: the business team's console (`mailflow web`)."""
+
+    listen: str = "127.0.0.1:8080"   # loopback unless told otherwise
+    session_idle_minutes: int = 30   # a session unused this long ends
+    # Secure cookies: "auto" marks them Secure unless the console is reached over plain http on a
+    # loopback address (the demo, the tests); any other address then needs https (directly, or a
+    # proxy on this machine setting X-Forwarded-Proto). "true" / "false" force it.
+    secure_cookies: Literal["auto", "true", "false"] = "auto"
+    login_failures_per_account: int = 5    # failed sign-ins within login_window_minutes, then refused
+    login_failures_per_client: int = 30    # from one client address (one office behind one address)
+    login_window_minutes: int = 15
+    case_page_size: int = 50
+    oidc: OidcSettings | None = None
+
+
 class Config(Table):
     """The whole file."""
 
     # Defaults are validated too, so that their relative paths are relative to the file's folder.
     mailflow: MailflowSettings = Field(default={}, validate_default=True)
     daemon: DaemonSettings = DaemonSettings()
+    web: WebSettings = WebSettings()
     limits_table: LimitsSettings = Field(default_factory=LimitsSettings, alias="limits")  # type: ignore[valid-type]
     partnerships: Annotated[tuple[Partnership, ...], BeforeValidator(as_tuple)] = Field(alias="partnership",
                                                                                        min_length=1)

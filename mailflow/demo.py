@@ -34,7 +34,8 @@ SENIOR_MANAGER = "Tom Samplefield <tom.samplefield@asc.swindon.example.org>"
 OUTSIDER = "Someone Else <someone.else@elsewhere.example.net>"
 
 
-def run_demo(out: Callable[[str], None] = print, workdir: Path | None = None) -> int:
+def run_demo(out: Callable[[str], None] = print, workdir: Path | None = None, serve: bool = False) -> int:
+    """The story; with `serve`, then the web console over its database until Ctrl-C."""
     workdir = (workdir or Path("var") / "demo").resolve()
     sent_dir = workdir / "sent"
     sent_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +136,10 @@ def run_demo(out: Callable[[str], None] = print, workdir: Path | None = None) ->
             f"the digest is {workdir / 'digest.txt'}; the database is {workdir / 'mailflow.db'}.")
         out(f"Inbox after the run: {len(imap.uids('INBOX'))} message(s) left (unrelated mail is not touched); "
             f"{len(imap.uids('Processed'))} in Processed.")
+        if serve:
+            from mailflow.web.demo_console import serve_console
+
+            serve_console(app, clock, out)
         return 0
     finally:
         app.close()

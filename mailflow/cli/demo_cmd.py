@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 
 from mailflow.cli.context import CliContext
 from mailflow.errors import MailflowError
@@ -22,4 +23,5 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
 
     if not args.verbose:
         logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own account
-    return run_demo()
+    serve = not args.no_serve and os.environ.get("MAILFLOW_DEMO_NO_SERVE", "") in ("", "0")
+    return run_demo(serve=serve and importlib.util.find_spec("starlette") is not None)

@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="one full pass (ingest, deadlines, outbox), then exit")
     at(run)
 
-    sub.add_parser("demo", help="self-contained demo of the main job")
+    demo = sub.add_parser("demo", help="self-contained demo of the main job, then its web console")
+    demo.add_argument("--no-serve", action="store_true",
+                      help="exit after the story instead of serving the console (also MAILFLOW_DEMO_NO_SERVE=1)")
 
     parse = sub.add_parser("parse", help="classify and extract one message, no side effects")
     parse.add_argument("file", metavar="FILE.eml")

@@ -14,16 +14,10 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         from mailflow.web.server import parse_listen, serve
     except ImportError as exc:
         raise ConfigError(f"the web console needs the [web] extra (pip install 'mailflow[web]'): {exc}") from None
-    settings = web_settings(ctx)
+    settings = ctx.config.web
     listen = args.listen or settings.listen
     host, port = parse_listen(listen)
     web = create_app(ctx.app, ctx.clock, settings)
     print(f"mailflow console on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
     serve(web, listen)
     return 0
-
-
-def web_settings(ctx: CliContext):  # type: ignore[no-untyped-def]
-    from mailflow.web.settings import WebSettings
-
-    return getattr(ctx.config, "web", None) or WebSettings()

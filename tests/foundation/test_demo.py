@@ -9,7 +9,7 @@ from mailflow.demo import run_demo
 
 def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     lines: list[str] = []
-    assert run_demo(lines.append, workdir=tmp_path) == 0
+    assert run_demo(lines.append, workdir=tmp_path, serve=False) == 0
     story = "\n".join(lines)
     assert "[SSP-2026-0001] Stage 1: escalation received" in story
     assert "[SSP-2026-0002] Escalation form incomplete" in story
