@@ -128,6 +128,9 @@ class Partnership(Table):
     # The case's details and the original form go with escalations, business copies and final
     # alerts; off for a partnership whose transport is not a secure route.
     send_form_with_escalations: bool = True
+    # UK GDPR storage limitation: `mailflow purge` removes a case, its messages, notices and
+    # audit content this many whole years after it closed or was withdrawn (counts are kept).
+    retention_years_after_closure: Annotated[int, Field(ge=1, le=100)] = 8
 
 
 ConsoleRole = Literal["viewer", "team", "admin"]

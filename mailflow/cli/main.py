@@ -38,6 +38,7 @@ HANDLERS = {
     "web": "mailflow.cli.web_cmd:run",
     "users": "mailflow.cli.users_cmd:run",
     "quarantine": "mailflow.cli.quarantine_cmd:run",
+    "report": "mailflow.cli.report_cmd:run",
 }
 
 
@@ -169,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--reason", required=name == "discard", metavar="TEXT",
                            help="why (kept with the message and in the audit trail)")
         at(q)
+
+    report = sub.add_parser("report", help="the Board report over the cases opened in a period")
+    report.add_argument("--from", dest="date_from", required=True, metavar="DATE", help="first day (YYYY-MM-DD)")
+    report.add_argument("--to", dest="date_to", required=True, metavar="DATE", help="last day (YYYY-MM-DD)")
+    report.add_argument("--partnership", metavar="NAME", help="one partnership (default: all)")
+    report.add_argument("--format", choices=["csv", "xlsx"], default="csv")
+    report.add_argument("--output", metavar="FILE", help="write here (CSV default: standard output)")
+    at(report)
     return p
 
 

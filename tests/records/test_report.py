@@ -1,0 +1,129 @@
+"""The Board report on a populated database at a fixed instant (SQLite and PostgreSQL): cases by
+raising agency and stage reached, time in each stage in working and calendar days, overdue,
+outcomes, learning themes; CSV and XLSX with a chart sheet; no person's data in either."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from mailflow.cli.main import main
+from mailflow.clock import parse_instant
+from tests.conftest import make_message
+from tests.engine.conftest import Harness
+
+POLICE = "pat.sample@police.example.org"
+PEOPLE = ("Ada Testperson", "Bea Madeup", "Jo Example", "Pat Sample", "jo.example@", POLICE, "1951", "Example Road")
+POLICE_FORM = """Case Resolution Stage 1 / 2 Pro-forma
+
+Name of adult: Bea Madeup
+DOB: 05/06/1950
+Name, Role and Agency of person completing this form: Pat Sample, Detective Sergeant, Wiltshire Police
+Your email: pat.sample@police.example.org
+Other agency: Great Western Hospitals NHS Foundation Trust
+Brief details of the professional disagreement: Disagreement about discharge planning for Bea Madeup.
+Learning for your agency: Staff training on referral thresholds; a joint meeting earlier.
+A requirement for staff training: Yes
+"""
+
+
+def _populate(h: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, str, str]:
+    """Two cases opened Mon 21 Dec 2026 (one from the hospital, one from the police with learning),
+    both escalated when Stage 1 ran out; the police case resolved on 4 Jan; a third opened in January."""
+    hospital = h.open_case()
+    outcome, _ = h.ingest(make_message(POLICE, "Escalation form", POLICE_FORM, date=h.clock.now()))
+    police = "SSP-2026-0002"
+    h.run_until("2027-01-04T10:00:00")
+    assert h.case(hospital)["stage"] == h.case(police)["stage"] == 2
+    assert main(["--config", str(tmp_path / "mailflow.toml"), "cases", "resolve", police,
+                 "agreed", "a", "plan", "--at", "2027-01-04T10:00:00"]) == 0
+    january = h.open_case()
+    capsys.readouterr()
+    return hospital, police, january
+
+
+def _working_days(h: Harness, start: date, end: date) -> int:
+    cal = h.app.policies["swindon"].calendar
+    return sum(cal.is_working_day(start + timedelta(days=i)) for i in range(1, (end - start).days + 1))
+
+
+def _report_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[tuple[str, str, str], str]:
+    code = main(["--config", str(tmp_path / "mailflow.toml"), "report", "--from", "2026-12-01", "--to", "2026-12-31",
+                 "--format", "csv", "--at", "2027-01-05T12:00:00", *extra])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    reader = csv.reader(io.StringIO(out))
+    assert next(reader) == ["section", "item", "measure", "value"]
+    for person in PEOPLE:
+        assert person not in out
+    return {(r[0], r[1], r[2]): r[3] for r in reader}
+
+
+def test_report_counts_agencies_stages_times_outcomes_and_themes(
+        h_any: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _populate(h_any, tmp_path, capsys)
+    r = _report_csv(tmp_path, capsys)
+    hospital, police = "Great Western Hospitals NHS Foundation Trust", "Wiltshire Police"
+    assert r[("summary", "cases", "escalations raised")] == "2"      # the January case is outside
+    assert r[("escalations by agency", hospital, "raised")] == "1"
+    assert r[("escalations by agency", police, "raised")] == "1"
+    assert r[("escalations by agency", police, "stage 2 reached")] == "1"
+    assert r[("escalations by agency", police, "outcome: Resolved, awaiting confirmation")] == "1"
+    assert r[("escalations by agency", hospital, "outcome: Open")] == "1"
+    assert r[("summary", "cases", "overdue at least once")] == "2"   # both ran out of Stage 1
+    assert r[("stage reached", "Stage 2", "cases")] == "2"
+    # Stage 1: the policy's five working days, each case; over Christmas that is 9 calendar days.
+    escalated = h_any.events("SSP-2026-0001", "escalated")[0].at
+    opened = parse_instant("2026-12-21T10:00:00")
+    assert r[("time in stage", "Stage 1", "times left")] == "2"
+    assert float(r[("time in stage", "Stage 1", "mean working days")]) == 5.0
+    assert float(r[("time in stage", "Stage 1", "mean calendar days")]) == (escalated.date() - opened.date()).days
+    # Stage 2: the police case left it when resolved on 4 Jan; the hospital case is still there.
+    assert r[("time in stage", "Stage 2", "times left")] == "1"
+    assert r[("time in stage", "Stage 2", "still at this stage")] == "1"
+    assert float(r[("time in stage", "Stage 2", "mean working days")]) == \
+        _working_days(h_any, escalated.date(), date(2027, 1, 4))
+    assert r[("learning themes", "Staff training", "cases")] == "1"
+    assert r[("learning themes", "Referral criteria and thresholds", "cases")] == "1"
+    assert r[("learning themes", "Communication and joint working", "cases")] == "1"
+    assert r[("learning themes", "Mental capacity", "cases")] == "0"
+    assert r[("summary", "cases", "recording learning")] == "1"
+
+    only = _report_csv(tmp_path, capsys, "--partnership", "SSP")
+    assert only.pop(("summary", "period", "partnership")) == "SSP"
+    assert only == {k: v for k, v in r.items() if k != ("summary", "period", "partnership")}
+
+
+def test_xlsx_has_a_sheet_per_section_and_a_chart_sheet_without_personal_data(
+        h: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _populate(h, tmp_path, capsys)
+    target = tmp_path / "reports" / "board.xlsx"
+    code = main(["--config", str(tmp_path / "mailflow.toml"), "report", "--from", "2026-12-01", "--to",
+                 "2026-12-31", "--format", "xlsx", "--output", str(target), "--at", "2027-01-05T12:00:00"])
+    assert code == 0 and "2 cases" in capsys.readouterr().out
+    assert (target.stat().st_mode & 0o777) == 0o600
+    wb = load_workbook(target)
+    assert wb.sheetnames == ["Summary", "By agency", "Time in stage", "Outcomes", "Learning themes", "Chart"]
+    assert [c.title for c in wb.chartsheets] == ["Chart"]
+    agencies = {row[0]: row for row in wb["By agency"].iter_rows(min_row=2, values_only=True)}
+    header = next(wb["By agency"].iter_rows(max_row=1, values_only=True))
+    assert header[:4] == ("Agency", "Raised", "Reached stage 1", "Reached stage 2")
+    assert agencies["Wiltshire Police"][1] == 1 and agencies["Wiltshire Police"][3] == 1
+    with zipfile.ZipFile(target) as z:
+        xml = "".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
+    assert "barChart" in xml and "Escalations by raising agency" in xml
+    for person in PEOPLE:
+        assert person not in xml
+
+
+def test_bad_dates_are_a_usage_error(tmp_path: Path, h: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(tmp_path / "mailflow.toml")
+    assert main(["--config", config, "report", "--from", "2026-12-31", "--to", "2026-12-01"]) == 2
+    assert "ends (2026-12-01) before it starts" in capsys.readouterr().err
+    assert main(["--config", config, "report", "--from", "yesterday", "--to", "2026-12-01"]) == 2
