@@ -15,7 +15,7 @@ from parsers.authresults import parse_auth_results
 from parsers.bounds import check_parts, check_raw_headers, check_raw_parts, check_raw_report, message_id_of
 from parsers.classify import classify_automated
 from parsers.errors import LimitExceeded
-from parsers.message import Mail, fill_headers, normalise, parse_bytes
+from parsers.message import Mail, fill_headers, forget_parsed_headers, normalise, parse_bytes
 from parsers.model import Command, ParsedMessage, ParseLimits
 from parsers.replies import (
     bounded_text,
@@ -46,6 +46,7 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
     limits = limits or ParseLimits()
     try:
         pm.sha256 = hashlib.sha256(raw).hexdigest()
+        forget_parsed_headers()
         with quiet_libraries():
             _parse(raw, limits, pm)
     except LimitExceeded as exc:
