@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -55,15 +55,18 @@ def message_id_key(message_id: str | None) -> str | None:
 def find_duplicate(session: Session, partnership: str, source_id: str, message_id: str | None,
                    sha256: str) -> InboundMessage | None:
     """A message already recorded: same place in the mailbox, same Message-ID, or same bytes.
-    `source_id` as stored (see bounds.fit); `message_id` whole."""
-    conditions = [InboundMessage.source_id == source_id, InboundMessage.sha256 == sha256]
+    `source_id` as stored (see bounds.fit); `message_id` whole.
+
+    One lookup per unique key, joined by UNION ALL: each branch is an index probe, where
+    `partnership = ? AND (a OR b OR c)` read every row of the partnership."""
+    keys: list[Any] = [InboundMessage.source_id == source_id, InboundMessage.sha256 == sha256]
     key = message_id_key(message_id)
     if key:
-        conditions.append(InboundMessage.message_id_key == key)
-    stmt = (select(InboundMessage)
-            .where(InboundMessage.partnership == partnership, or_(*conditions))
-            .order_by(InboundMessage.id).limit(1))
-    return session.scalars(stmt).first()
+        keys.append(InboundMessage.message_id_key == key)
+    found = union_all(*(select(InboundMessage.id).where(InboundMessage.partnership == partnership, k)
+                        for k in keys)).subquery()
+    first = select(func.min(found.c.id)).scalar_subquery()
+    return session.scalars(select(InboundMessage).where(InboundMessage.id == first)).first()
 
 
 class DbSyncStateStore:

@@ -33,7 +33,7 @@ _EXTEND = re.compile(r"^\s*(\d{1,2})\b\s*(.*)$", re.S)
 
 def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inbound: InboundMessage,
                   now: datetime) -> tuple[Outcome, str | None]:
-    inbound.sender = parsed.from_addr
+    inbound.sender = parsed.from_addr.lower() if parsed.from_addr else None   # as over_rate_limit compares
     actor = Actor(parsed.from_addr or "unknown sender", inbound, parsed.message_id)
     own = own_mail_reason(parsed, own_mail(rt))
     if own is not None:
@@ -64,7 +64,7 @@ def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inb
     if case is None:
         return Outcome.QUARANTINED, f"a reply about {parsed.case_ref or 'no case'}, which is not a case here"
     inbound.case_id = case.id
-    verdict = verify_reply(s, rt, parsed, case, now)
+    verdict = verify_reply(s, rt, parsed, case, now, rate_checked=True)
     if not verdict.trusted:
         cases.note(s, case, actor, now, parsed.new_text, verified=False)
         record_event(s, now, actor.address, "unverified_reply", case=case, inbound=inbound,

@@ -117,10 +117,13 @@ def sender_allowed(rt: PartnershipRuntime, case: Case, sender: str | None) -> bo
 
 
 def over_rate_limit(s: Session, rt: PartnershipRuntime, sender: str | None, now: datetime) -> bool:
+    """More than the hourly limit from one sender. Senders are stored lower-cased (apply_message),
+    so the comparison is a plain equality on ix_inbound_sender (partnership, sender, received_at):
+    an index range, where lower(sender) read every row of the partnership."""
     if not sender:
         return False
     count = s.scalar(select(func.count()).select_from(InboundMessage).where(
-        InboundMessage.partnership == rt.prefix, func.lower(InboundMessage.sender) == sender.lower(),
+        InboundMessage.partnership == rt.prefix, InboundMessage.sender == sender.lower(),
         InboundMessage.received_at > now - timedelta(hours=1)))
     return (count or 0) > rt.app.config.daemon.sender_messages_per_hour
 
@@ -146,7 +149,9 @@ def auth_failures(auth: dict[str, str]) -> list[str]:
 
 
 def verify_reply(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, case: Case,
-                 now: datetime) -> Verdict:
+                 now: datetime, *, rate_checked: bool = False) -> Verdict:
+    """Whether a reply may act, and why not. `rate_checked`: the caller has already held mail over
+    the sender's hourly limit (apply_message does), so the count is not run twice."""
     verdict = Verdict(tied_by=tied_by(s, rt, parsed, case, now))
     if verdict.tied_by is None:
         why = token_problem(s, rt, parsed, case, now) if parsed.reply_token else None
@@ -163,6 +168,6 @@ def verify_reply(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, case
         verdict.reasons.append("sender authentication failed (" + ", ".join(failed) + ")")
     if parsed.automated:
         verdict.reasons.append("an automatic message (auto-reply, bulk or list mail)")
-    if over_rate_limit(s, rt, parsed.from_addr, now):
+    if not rate_checked and over_rate_limit(s, rt, parsed.from_addr, now):
         verdict.reasons.append("too many messages from this sender in the last hour")
     return verdict

@@ -109,6 +109,8 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
             uidvalidity=mail.uidvalidity, uid=mail.uid, message_id=parsed.message_id,
             message_id_key=message_id_key(parsed.message_id), sha256=sha,
             raw=mail.raw, size=len(mail.raw), received_at=now, kind=parsed.kind, outcome="processed",
+            # Set here as apply_message sets it, so the insert carries it (no UPDATE after the flush).
+            sender=None if parsed.rejected or not parsed.from_addr else parsed.from_addr.lower(),
         )
         s.add(inbound)
         s.flush()
