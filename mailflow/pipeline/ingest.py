@@ -47,6 +47,16 @@ class IngestResult:
         return sum(self.outcomes.values())
 
 
+@dataclass(frozen=True)
+class Ingested:
+    """How one message went: how the source should settle it, why, and whether it had been
+    recorded before (then nothing was changed)."""
+
+    outcome: Outcome
+    reason: str | None = None
+    duplicate: bool = False
+
+
 class NotRecorded(Exception):
     """A message that could not be recorded, not even as quarantined: it stays in the mailbox."""
 
@@ -70,6 +80,12 @@ def ingest_source(rt: PartnershipRuntime, limit: int | None = None) -> IngestRes
 
 
 def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str | None]:
+    """Record and apply one message; returns how the source should settle it (see ingest_mail)."""
+    done = ingest_mail(rt, mail)
+    return done.outcome, done.reason
+
+
+def ingest_mail(rt: PartnershipRuntime, mail: InboundMail) -> Ingested:
     """Record and apply one message; returns how the source should settle it. Whatever goes wrong
     with it (a value the database refuses, a failing rule), the message is recorded as quarantined
     and the business team told; a message another worker recorded first is settled like a
@@ -97,13 +113,13 @@ def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str 
 
 
 def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, source_id: str, sha: str,
-            now: datetime) -> tuple[Outcome, str | None]:
+            now: datetime) -> Ingested:
     app = rt.app
     with app.db.transaction() as s:
         duplicate = find_duplicate(s, rt.prefix, source_id, parsed.message_id, sha)
         if duplicate is not None:
             log.info("already recorded as inbound #%s (%s): settling only", duplicate.id, source_id)
-            return Outcome(duplicate.outcome), duplicate.reason
+            return Ingested(Outcome(duplicate.outcome), duplicate.reason, duplicate=True)
         inbound = InboundMessage(
             partnership=rt.prefix, source_id=source_id, folder=mail.folder,
             uidvalidity=mail.uidvalidity, uid=mail.uid, message_id=parsed.message_id,
@@ -130,11 +146,11 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
         if inbound.outcome == Outcome.QUARANTINED.value:
             _tell_business_team(s, rt, inbound, now)
         log.info("inbound #%s %s: %s", inbound.id, parsed.kind, inbound.outcome)
-        return Outcome(inbound.outcome), inbound.reason
+        return Ingested(Outcome(inbound.outcome), inbound.reason)
 
 
 def _recorded_by_another(rt: PartnershipRuntime, source_id: str, message_id: str | None,
-                         sha: str) -> tuple[Outcome, str | None] | None:
+                         sha: str) -> Ingested | None:
     """After a unique-key conflict: the row another worker committed first, settled as a duplicate."""
     try:
         with rt.app.db.transaction() as s:
@@ -143,14 +159,14 @@ def _recorded_by_another(rt: PartnershipRuntime, source_id: str, message_id: str
                 return None
             log.info("%s was recorded meanwhile by another worker as inbound #%s: settling only",
                      source_id, duplicate.id)
-            return Outcome(duplicate.outcome), duplicate.reason
+            return Ingested(Outcome(duplicate.outcome), duplicate.reason, duplicate=True)
     except SQLAlchemyError as exc:
         log.error("%s: could not look up the conflicting record: %s", source_id, error_summary(exc))
         return None
 
 
 def _quarantine_unrecorded(rt: PartnershipRuntime, mail: InboundMail, source_id: str, message_id: str | None,
-                           sha: str, now: datetime, failure: Exception) -> tuple[Outcome, str | None]:
+                           sha: str, now: datetime, failure: Exception) -> Ingested:
     """The least that can be recorded (raw bytes kept), quarantined, in a fresh transaction."""
     reason = f"could not be recorded: {error_summary(failure)}"
     try:
@@ -169,7 +185,7 @@ def _quarantine_unrecorded(rt: PartnershipRuntime, mail: InboundMail, source_id:
             except Exception as exc:  # noqa: BLE001 - the record matters more than the notice
                 log.error("inbound #%s: the business team could not be told: %s", inbound.id, error_summary(exc))
             log.info("inbound #%s quarantined: %s", inbound.id, reason)
-            return Outcome.QUARANTINED, inbound.reason
+            return Ingested(Outcome.QUARANTINED, inbound.reason)
     except IntegrityError:
         settled = _recorded_by_another(rt, source_id, message_id, sha)
         if settled is not None:

@@ -1,0 +1,130 @@
+"""`mailflow ingest` and the Maildir source keep each message byte for byte as the mailbox holds it
+(so its SHA-256 is the original's), and a second run over the same mail changes nothing.
+Invented people only."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mailflow.app import App
+from mailflow.cli import ingest_cmd
+from mailflow.cli.main import main
+from mailflow.clock import FixedClock, parse_instant
+from mailflow.db.models import Case, Event, InboundMessage, OutboxMessage
+from mailflow.pipeline.ingest import ingest_source
+from mailflow.sources.maildir import MaildirSource
+from tests.conftest import make_config, make_form, write_config
+
+# Headers the stdlib re-folds when it re-generates a message: a long Subject, a folded References
+# list, a header with odd spacing. msg.as_bytes() changed every one of them.
+ODD_HEADERS = (b"Subject: Escalation form for the professionals meeting about the discharge arrangements "
+               b"and the section 42 enquiry\n"
+               b"References: <a.1@gwh.nhs.example.org>\n\t<b.2@gwh.nhs.example.org>\n"
+               b"X-Odd:    spaced   out\n")
+
+
+def _with_odd_headers(raw: bytes) -> bytes:
+    raw = raw.replace(b"\r\n", b"\n")
+    head, _, body = raw.partition(b"\n\n")
+    head = b"\n".join(line for line in head.split(b"\n") if not line.startswith(b"Subject:"))
+    return head + b"\n" + ODD_HEADERS + b"\n" + body
+
+
+def _mbox(messages: list[bytes]) -> bytes:
+    return b"".join(b"From someone@example.org Mon Dec 21 10:00:00 2026\n" + m.rstrip(b"\n") + b"\n\n"
+                    for m in messages)
+
+
+def _stored(config: Path) -> list[InboundMessage]:
+    app = App.open(make_config(config.parent, _db_url(config)), FixedClock(parse_instant("2026-12-21T11:00")))
+    try:
+        with app.db.transaction() as s:
+            rows = list(s.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+            s.expunge_all()
+            return rows
+    finally:
+        app.close()
+
+
+def _counts(config: Path) -> tuple[int, int, int, int]:
+    app = App.open(make_config(config.parent, _db_url(config)), FixedClock(parse_instant("2026-12-21T11:00")))
+    try:
+        with app.db.transaction() as s:
+            return tuple(s.scalar(select(func.count()).select_from(t)) or 0   # type: ignore[return-value]
+                         for t in (InboundMessage, Case, OutboxMessage, Event))
+    finally:
+        app.close()
+
+
+def _db_url(config: Path) -> str:
+    return f"sqlite:///{config.parent / 'ingest.db'}"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path, f"sqlite:///{tmp_path / 'ingest.db'}")
+
+
+def test_mbox_messages_are_stored_as_the_mailbox_holds_them_and_a_second_run_changes_nothing(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    one = _with_odd_headers(make_form(message_id="<one@gwh.nhs.example.org>"))
+    two = _with_odd_headers(make_form("sam.imaginary@awp.nhs.example.org", message_id="<two@awp.example.org>"))
+    mbox = config.parent / "backlog.mbox"
+    mbox.write_bytes(_mbox([one, two]))
+
+    assert main(["--config", str(config), "ingest", str(mbox), "--at", "2026-12-21T11:00"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["ingested: 2 processed"]   # not a terminal: one line
+    stored = _stored(config)
+    assert [r.raw for r in stored] == [one.rstrip(b"\n") + b"\n", two.rstrip(b"\n") + b"\n"]
+    assert all(r.sha256 == hashlib.sha256(r.raw).hexdigest() for r in stored)
+    before = _counts(config)
+    assert before[:2] == (2, 2)
+
+    assert main(["--config", str(config), "ingest", str(mbox), "--at", "2026-12-21T11:30"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["ingested: 2 processed (2 already recorded: unchanged)"]
+    assert _counts(config) == before
+
+
+def test_the_mbox_check_reads_five_bytes_not_the_file(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mbox = config.parent / "backlog.mbox"
+    mbox.write_bytes(_mbox([make_form(message_id="<one@gwh.nhs.example.org>")]))
+    read_whole = []
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read_whole.append(self) or b"")
+    found = ingest_cmd.mail_at(mbox)
+    assert found.count == 1 and read_whole == []
+
+
+def test_a_maildir_message_is_stored_byte_for_byte(tmp_path: Path) -> None:
+    app = App.open(make_config(tmp_path, f"sqlite:///{tmp_path / 'md.db'}"),
+                   FixedClock(parse_instant("2026-12-21T11:00")))
+    try:
+        raw = _with_odd_headers(make_form(message_id="<md@gwh.nhs.example.org>")).replace(b"\n", b"\r\n")
+        MaildirSource(tmp_path / "mail").deliver(raw, "form.eml")
+        assert ingest_source(app.runtime()).outcomes == {"processed": 1}
+        with app.db.transaction() as s:
+            stored = s.scalars(select(InboundMessage)).one()
+            assert stored.raw == raw and stored.sha256 == hashlib.sha256(raw).hexdigest()
+    finally:
+        app.close()
+
+
+def test_a_terminal_gets_a_progress_bar_with_count_rate_and_time_left(
+        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = config.parent / "forms"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.eml").write_bytes(make_form(message_id=f"<f{i}@gwh.nhs.example.org>"))
+    screen = io.StringIO()
+    screen.isatty = lambda: True   # type: ignore[method-assign]
+    monkeypatch.setattr("sys.stdout", screen)
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("TERM", "xterm")
+    assert main(["--config", str(config), "ingest", str(folder), "--at", "2026-12-21T11:00"]) == 0
+    shown = screen.getvalue()
+    assert "3/3" in shown and "msg/s" in shown and "left" in shown
+    assert shown.rstrip().endswith("ingested: 3 processed")
