@@ -222,7 +222,7 @@ def growth(tmp: Path) -> None:
     ids = Numbering()
     times: dict[int, list[float]] = {100: [], 10_000: []}
     try:
-        for rows, (app, clock) in apps.items():   # warm up each
+        for app, clock in apps.values():   # warm up each
             for raw in forms_batch("text form", 4, ids):
                 _ingest(app.runtime(), clock, raw)
         for _ in range(RUNS):
