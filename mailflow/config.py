@@ -33,6 +33,7 @@ from pydantic import (
 
 from mailflow.clock import Clock
 from mailflow.connectors import ConnectorEnv, SyncStateStore
+from mailflow.core.policy import load_policies
 from mailflow.cron import Cron, cron_schedule
 from mailflow.errors import ConfigError
 from mailflow.resources import bundled_dir
@@ -329,15 +330,27 @@ def parse_config(data: Mapping[str, Any], path: Path | None, base_dir: Path | No
     _unique([p.prefix for p in config.partnerships], "prefix", where)
     _unique([p.name for p in config.partnerships], "name", where)
     _check_policies_exist(config, where)
+    _check_directories(config)
     return config
 
 
 def _check_policies_exist(config: Config, where: str) -> None:
-    known = {f.stem for d in config.policy_dirs for f in d.glob("*.toml")}
+    """Every policy file is read now (a broken one is an error naming it), so that doctor refuses
+    what run would; each partnership's policy must be one of them."""
+    known = load_policies(config.policy_dirs)
     for index, p in enumerate(config.partnerships):
         if p.policy not in known:
             raise located_error(where, ("partnership", index, "policy"),
                                 f"{p.policy!r} is not a known policy (known: {', '.join(sorted(known)) or 'none'})")
+
+
+def _check_directories(config: Config) -> None:
+    """Each partnership's directory file is read now: an error names that file and its key."""
+    from mailflow.directory import Directory
+
+    for p in config.partnerships:
+        if p.directory is not None:
+            Directory.load(p.directory, p.business_team)
 
 
 def _unique(values: list[str], key: str, where: str) -> None:

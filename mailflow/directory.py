@@ -29,10 +29,14 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, PlainValidator
+from pydantic_core import PydanticCustomError
 
 from mailflow.addresses import address_of, unique_addresses
 from mailflow.errors import ConfigError
+from mailflow.validation import Array, Table, describe, validate
 
 _WORDS = re.compile(r"[a-z0-9]+")
 _CONTACT = re.compile(r"^(.*)<([^<>]+)>$")  # "Name, Title <address>"
@@ -279,48 +283,60 @@ def is_distinctive(name: str) -> bool:
     return any(w not in GENERIC_WORDS for w in normalise_name(name).split())
 
 
+# --- the file ---------------------------------------------------------------------------------
+# Its schema as pydantic models (mailflow/validation.py): every key known, every contact an
+# address, checked as the file is read; errors name the file, the table and the key.
+
+
+def _contact(value: Any) -> Contact:
+    if not isinstance(value, str):
+        raise PydanticCustomError("value_error", "{error}",
+                                  {"error": f'expected a "Name <address>" string, got {describe(value)}'})
+    m = _CONTACT.match(value.strip())
+    name, addr = (m.group(1).strip().strip('"'), m.group(2).strip()) if m else ("", value.strip())
+    if not _ADDRESS.match(addr):
+        raise PydanticCustomError("value_error", "{error}", {"error": f"{addr!r} is not an email address"})
+    return Contact(name=name, email=addr)
+
+
+def _team_address(value: str) -> str:
+    if not address_of(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+ContactEntry = Annotated[Contact, PlainValidator(_contact)]
+Contacts = dict[str, Array[ContactEntry]]   # role key -> "Name, Title <address>" entries
+
+
+class DirectoryPartnership(Table):
+    """[partnership]"""
+
+    business_team: Array[Annotated[str, AfterValidator(_team_address)]] = ()  # with the config's
+    shared_domains: Array[str] = ()   # domains many bodies share: no evidence (the usual ones are built in)
+
+
+class AgencyTable(Table):
+    """[[agency]]"""
+
+    name: str
+    kind: str = "other"               # e.g. "local_authority_adult_services" (a policy's only_for)
+    domains: Array[str] = ()
+    aliases: Array[str] = ()
+    contacts: Contacts = {}           # [agency.contacts]: by tier or named role
+
+
+class DirectoryFile(Table):
+    partnership: DirectoryPartnership = DirectoryPartnership()
+    roles: Contacts = {}              # partnership-wide: chair, ...
+    agency: Array[AgencyTable] = ()
+
+
 def parse_directory(data: dict[str, Any], path: Path, business_team: Sequence[str] = ()) -> Directory:
-    unknown = set(data) - {"partnership", "roles", "agency"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: agency, partnership, roles)")
-    partnership = data.get("partnership", {})
-    bad_key = set(partnership) - {"business_team", "shared_domains"}
-    if bad_key:
-        raise ConfigError(f"{path}: partnership: unknown key {sorted(bad_key)[0]!r} "
-                          "(allowed: business_team, shared_domains)")
-    team = [*business_team, *partnership.get("business_team", [])]
-    for entry in team:
-        if not isinstance(entry, str) or not address_of(entry):
-            raise ConfigError(f"{path}: partnership.business_team: {entry!r} is not an email address")
-    shared = SHARED_DOMAINS | {d.lower() for d in partnership.get("shared_domains", [])}
-    roles = {role: _contacts(v, path, f"roles.{role}") for role, v in data.get("roles", {}).items()}
-    agencies = []
-    for i, raw in enumerate(data.get("agency", [])):
-        where = f"agency #{i + 1}"
-        if "name" not in raw:
-            raise ConfigError(f"{path}: {where}: missing 'name'")
-        bad = set(raw) - {"name", "kind", "domains", "aliases", "contacts"}
-        if bad:
-            raise ConfigError(f"{path}: {where}: unknown key {sorted(bad)[0]!r}")
-        contacts = {role: _contacts(v, path, f"{where}.contacts.{role}")
-                    for role, v in raw.get("contacts", {}).items()}
-        agencies.append(Agency(
-            name=raw["name"], kind=raw.get("kind", "other"),
-            domains=tuple(d.lower().strip(".") for d in raw.get("domains", [])),
-            aliases=tuple(raw.get("aliases", [])), contacts=contacts,
-        ))
-    return Directory(agencies=agencies, roles=roles, business_team=tuple(unique_addresses(team)),
-                     source=path, shared_domains=frozenset(shared))
-
-
-def _contacts(value: Any, path: Path, where: str) -> tuple[Contact, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{path}: {where}: expected a list of \"Name <address>\" strings")
-    out = []
-    for entry in value:
-        m = _CONTACT.match(entry.strip())
-        name, addr = (m.group(1).strip().strip('"'), m.group(2).strip()) if m else ("", entry.strip())
-        if not _ADDRESS.match(addr):
-            raise ConfigError(f"{path}: {where}: {addr!r} is not an email address")
-        out.append(Contact(name=name, email=addr))
-    return tuple(out)
+    doc = validate(DirectoryFile, data, str(path))
+    team = [*business_team, *doc.partnership.business_team]
+    agencies = [Agency(name=a.name, kind=a.kind, domains=tuple(d.lower().strip(".") for d in a.domains),
+                       aliases=a.aliases, contacts=dict(a.contacts))
+                for a in doc.agency]
+    return Directory(agencies=agencies, roles=dict(doc.roles), business_team=tuple(unique_addresses(team)),
+                     source=path, shared_domains=SHARED_DOMAINS | {d.lower() for d in doc.partnership.shared_domains})

@@ -8,6 +8,7 @@ read, checked key by key; nothing here does I/O but `load_policy`, which reads t
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Callable, Sequence
@@ -319,10 +320,20 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"{path}: (file name): {path.stem!r} must be lower-case letters, "
                           "digits, - or _")
     try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
+        content = path.read_bytes()
     except OSError as exc:
         raise PolicyError(f"{path}: (file): cannot read ({exc.strerror})") from None
+    return _policy_from_bytes(path, content)
+
+
+@functools.lru_cache(maxsize=256)
+def _policy_from_bytes(path: Path, content: bytes) -> Policy:
+    """Parsed once per content (the config load and App.open both read every policy; TOML parsing
+    is most of the cost, and a Policy is immutable)."""
+    try:
+        raw = tomllib.loads(content.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: (file): not UTF-8 ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: (syntax): {exc}") from None
     return policy_from(raw, path)

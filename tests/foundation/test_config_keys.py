@@ -11,7 +11,8 @@ import pytest
 from mailflow.app import App
 from mailflow.clock import SystemClock
 from mailflow.config import load_config
-from mailflow.errors import ConfigError
+from mailflow.errors import ConfigError, PolicyError
+from mailflow.resources import bundled_dir
 from tests.conftest import write_config
 
 
@@ -71,3 +72,47 @@ def test_unknown_key_in_mailbox_and_transport_tables(tmp_path: Path, after: str,
     finally:
         app.close()
     assert str(path) in str(err.value) and says in str(err.value)
+
+
+# --- the directory and policy files a config names are read when it loads -----------------------
+
+EXAMPLE_DIRECTORY = bundled_dir("examples") / "directory.example.toml"
+
+
+@pytest.mark.parametrize(("old", "new", "says"), [
+    ("[partnership]\n", "[partnershp]\n", ": unknown key 'partnershp' (did you mean 'partnership'?)"),
+    ("# shared_domains", "shared_domain = []\n#", "[partnership]: unknown key 'shared_domain' (did you mean "
+                                                   "'shared_domains'?)"),
+    ('domains = ["asc.swindon', 'domain = ["asc.swindon', "[[agency]] #1: unknown key 'domain' (did you mean "
+                                                         "'domains'?)"),
+    ("[roles]\n", "[roles]\nvice_chair = \"Vic <vic@ssp.example.org>\"\n",
+     "[roles] vice_chair: expected a list, got a string 'Vic <vic@ssp.example.org>'"),
+    ("manager = [\"Priya Examplewood, Team Manager <priya.examplewood@asc.swindon.example.org>\"]",
+     "manager = [\"Priya Examplewood, Team Manager <priya.examplewood>\"]",
+     "[[agency]] #1 contacts.manager[1]: 'priya.examplewood' is not an email address"),
+    ('name = "Wiltshire Police"\n', "", "[[agency]] #3 name: is required"),
+    ('business_team = ["business.team@ssp.example.org"]', 'business_team = ["business team"]',
+     "[partnership] business_team[1]: 'business team' is not an email address"),
+])
+def test_a_broken_directory_stops_the_config_loading(tmp_path: Path, old: str, new: str, says: str) -> None:
+    directory = tmp_path / "directory.toml"
+    text = EXAMPLE_DIRECTORY.read_text()
+    assert old in text
+    directory.write_text(text.replace(old, new, 1))
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    path.write_text(path.read_text().replace(str(EXAMPLE_DIRECTORY), str(directory)))
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    message = str(err.value)
+    assert message.startswith(f"{directory}: ") and says in message and "\n" not in message
+
+
+def test_a_broken_policy_file_stops_the_config_loading(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    broken = (bundled_dir("policies") / "luton.toml").read_text().replace("[calendar]\n", "[calendar]\nnaton = 1\n")
+    (policies / "luton.toml").write_text(broken)
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", extra=f'policies_dir = "{policies}"')
+    with pytest.raises(PolicyError) as err:   # not the policy this partnership uses: run would still load it
+        load_config(str(path))
+    assert str(err.value) == f"{policies / 'luton.toml'}: calendar: unknown key 'naton' (did you mean 'nation'?)"

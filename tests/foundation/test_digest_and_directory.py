@@ -49,7 +49,7 @@ def test_directory_matching_and_check(tmp_path: Path, capsys) -> None:  # type: 
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     config.write_text(config.read_text().replace(str(bundled_dir("examples") / "directory.example.toml"), str(bad)))
     assert main(["--config", str(config), "directory", "check"]) == 2  # unreadable: a configuration error
-    assert "agency #1.contacts.manager: 'not-an-address' is not an email address" in capsys.readouterr().err
+    assert "[[agency]] #1 contacts.manager[1]: 'not-an-address' is not an email address" in capsys.readouterr().err
     bad.write_text('[[agency]]\nname = "Nowhere Trust"\n[agency.contacts]\nmanager = ["Pat <pat@nowhere.example>"]\n')
     assert main(["--config", str(config), "directory", "check"]) == 1  # readable, with gaps to fix
     out = capsys.readouterr().out
