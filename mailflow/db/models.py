@@ -144,9 +144,12 @@ class Deadline(Base):
     """A moment the sweeper must act: a reminder, an escalation, a final alert, a confirmation chase."""
 
     __tablename__ = "deadlines"
-    __table_args__ = (Index("ix_deadlines_due", "state", "due_at"),)
+    __table_args__ = (
+        Index("ix_deadlines_due", "state", "due_at", "id"),             # the sweep's due order
+        Index("ix_deadlines_case_due", "case_id", "state", "due_at"),   # a case's next deadline
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
     stage: Mapped[int] = mapped_column(Integer)
     step: Mapped[str] = mapped_column(String(16))         # raise | respond | resolve | confirm
     action: Mapped[str] = mapped_column(String(16))       # remind | escalate | final_alert | chase

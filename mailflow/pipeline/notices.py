@@ -167,7 +167,8 @@ def notify(s: Session, rt: PartnershipRuntime, case: Case, kind: str, now: datet
            auto_submitted: str = "auto-generated", **extra: Any) -> bool:
     """Queue one notice about a case; False when it had nobody to go to. Escalations, business
     copies and final alerts carry the case file: its details in the body, the form attached."""
-    s.flush()
+    if case.id is None:
+        s.flush()   # a case opened in this transaction: its id goes in the outbox row
     attachments: tuple[Attachment, ...] = ()
     if kind in case_file.KINDS:
         extra["case_file"], attachments = case_file.case_file(s, rt, case)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.addresses import unique_addresses
@@ -53,6 +53,9 @@ def queue_mail(session: Session, rt: PartnershipRuntime, *, kind: str, to: Seque
         next_attempt_at=now, created_at=now,
     )
     session.add(row)
+    roots = session.info.get(THREAD_ROOTS)
+    if roots is not None and case is not None and roots.get(case.id) is None:
+        roots[case.id] = message_id
     return row
 
 
@@ -62,9 +65,40 @@ def reply_token(rt: PartnershipRuntime, case: Case, now: datetime) -> str:
     return sign_token(case.reference, rt.app.secret_key, stage=case.stage, expires=expires)
 
 
+# session.info key: {case id: its thread root's Message-ID, or None while it has no outbox row},
+# filled for a batch of cases by `preload_thread_roots` (the sweep) and kept up to date here.
+THREAD_ROOTS = "mailflow.thread_roots"
+
+
+def preload_thread_roots(session: Session, case_ids: Iterable[int]) -> None:
+    """Look up the thread root of many cases in one query, for the `queue_mail` calls that follow
+    in this session. Whoever deletes outbox rows of one of them calls `forget_thread_root`."""
+    ids = list(dict.fromkeys(case_ids))
+    roots: dict[int, str | None] = session.info.setdefault(THREAD_ROOTS, {})
+    if not ids:
+        return
+    first = (select(func.min(OutboxMessage.id)).where(OutboxMessage.case_id.in_(ids))
+             .group_by(OutboxMessage.case_id))
+    found = dict(session.execute(select(OutboxMessage.case_id, OutboxMessage.message_id)
+                                 .where(OutboxMessage.id.in_(first))).all())
+    for case_id in ids:
+        roots[case_id] = found.get(case_id)
+
+
+def forget_thread_root(session: Session, case_id: int) -> None:
+    session.info.get(THREAD_ROOTS, {}).pop(case_id, None)
+
+
+def forget_thread_roots(session: Session) -> None:
+    session.info.pop(THREAD_ROOTS, None)
+
+
 def _thread_root(session: Session, case: Case) -> str | None:
     if case.id is None:
         return None
+    roots: dict[int, str | None] | None = session.info.get(THREAD_ROOTS)
+    if roots is not None and case.id in roots:
+        return roots[case.id]
     return session.scalars(
         select(OutboxMessage.message_id).where(OutboxMessage.case_id == case.id)
         .order_by(OutboxMessage.id).limit(1)

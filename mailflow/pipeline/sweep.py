@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
 
 from mailflow.core.humanize import long_instant
 from mailflow.core.lifecycle import State
@@ -32,6 +32,7 @@ from mailflow.pipeline import cases, ledger, stalls
 from mailflow.pipeline.cases import Actor
 from mailflow.pipeline.deadline_rows import schedule_handover
 from mailflow.pipeline.notices import STEP_LABELS, business_team, notify, raisers, tier_people
+from mailflow.pipeline.outbox import forget_thread_root, forget_thread_roots, preload_thread_roots
 
 if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DEADLINE_ACTOR = Actor("deadline")
 MAX_CHAIN = 100   # deadlines of one case settled in one transaction (a guard: a case has a handful)
+BATCH = 100       # due deadlines claimed (with their cases) per transaction
 LATE_AFTER = timedelta(minutes=15)   # a deadline noticed later than this after it fell due was missed
 
 
@@ -70,7 +72,8 @@ def sweep(rt: PartnershipRuntime, now: datetime, dry_run: bool = False, limit: i
         try:
             with session.begin():
                 first_outbox = session.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()).limit(1)) or 0
-                while len(result.fired) + result.skipped < limit and _one(session, rt, now, result, lock=False):
+                while len(result.fired) + result.skipped < limit and _batch(session, rt, now, result, lock=False,
+                                                                           size=BATCH):
                     pass
                 session.flush()
                 for row in session.scalars(select(OutboxMessage).where(OutboxMessage.id > first_outbox)
@@ -80,50 +83,81 @@ def sweep(rt: PartnershipRuntime, now: datetime, dry_run: bool = False, limit: i
         finally:
             session.close()
         return result
+    size = BATCH
     while len(result.fired) + result.skipped < limit:
-        with db.transaction() as s:
-            if not _one(s, rt, now, result, lock=db.is_postgres):
-                break
+        done = len(result.fired), result.skipped
+        try:
+            with db.transaction() as s:
+                if not _batch(s, rt, now, result, lock=db.is_postgres,
+                              size=min(size, limit - len(result.fired) - result.skipped)):
+                    break
+        except Exception:
+            if size == 1:
+                raise
+            # One case's failure undid its whole batch: the batch again, a case per transaction,
+            # so the cases before the failing one are settled (and it fails alone).
+            del result.fired[done[0]:]
+            result.skipped = done[1]
+            size = 1
     return result
 
 
-def _one(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResult, lock: bool) -> bool:
-    """The earliest due deadline, and then every other deadline of the same case due by `now`, in
-    order, in this one transaction (see `_catch_up`)."""
-    stmt = (select(Deadline).join(Case, Deadline.case_id == Case.id)
+def _batch(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResult, lock: bool, size: int) -> bool:
+    """The earliest `size` due deadlines, claimed with their cases; then, case by case in that
+    order, each case's due deadlines, in order, in this one transaction (see `_catch_up`). What
+    the batch needs is loaded in a few queries: the cases with their participants and deadlines,
+    and their thread roots. False when nothing is due (or every due case is held elsewhere)."""
+    stmt = (select(Deadline.id, Deadline.case_id).join(Case, Deadline.case_id == Case.id)
             .where(Case.partnership == rt.prefix, Deadline.state == "pending", Deadline.due_at <= now)
-            .order_by(Deadline.due_at, Deadline.id).limit(1))
+            .order_by(Deadline.state, Deadline.due_at, Deadline.id).limit(max(size, 1)))
     if lock:
-        # Lock the case, not the deadline row, and skip cases another worker holds: every change
-        # to a case's deadlines happens under its case lock, so two workers never wait on each
-        # other in opposite orders (one holding a reminder row and waiting for the case, the
+        # Lock the cases, not the deadline rows, and skip cases another worker holds: every
+        # change to a case's deadlines happens under its case lock, so two workers never wait on
+        # each other in opposite orders (one holding a reminder row and waiting for the case, the
         # other holding the case and cancelling that reminder: a deadlock).
         stmt = stmt.with_for_update(skip_locked=True, of=Case)
-    deadline = s.scalars(stmt).first()
-    if deadline is None:
+    claimed = [(row[0], row[1]) for row in s.execute(stmt)]
+    if not claimed:
         return False
-    case = s.get(Case, deadline.case_id, with_for_update=lock)
-    assert case is not None
-    if lock:
-        s.refresh(deadline)   # a worker that held the case may have settled it since our snapshot
-        if deadline.state != "pending":
-            return True
-    s.flush()
-    queued_before = set(s.scalars(select(OutboxMessage.id).where(OutboxMessage.case_id == case.id)))
+    case_ids = list(dict.fromkeys(case_id for _, case_id in claimed))
+    # Read after the lock, in a statement of its own: a worker that held a case may have settled
+    # its deadlines since the claim's snapshot.
+    loaded = {c.id: c for c in s.scalars(select(Case).where(Case.id.in_(case_ids))
+                                         .options(selectinload(Case.participants), selectinload(Case.deadlines)))}
+    first_outbox = s.scalar(select(func.max(OutboxMessage.id))) or 0
+    preload_thread_roots(s, case_ids)
+    try:
+        for case_id in case_ids:
+            _settle_case(s, rt, loaded[case_id], now, result, first_outbox)
+        s.flush()
+    finally:
+        forget_thread_roots(s)
+    return True
+
+
+def _settle_case(s: Session, rt: PartnershipRuntime, case: Case, now: datetime, result: SweepResult,
+                 first_outbox: int) -> None:
+    """Every deadline of the case due by `now`, earliest first (one may schedule or cancel others)."""
     acted: list[tuple[Deadline, str]] = []
     for _ in range(MAX_CHAIN):
+        deadline = _next_due(s, case, now)
+        if deadline is None:
+            break
         what = _apply(s, rt, case, deadline, now, result)
         if what is not None:
             acted.append((deadline, what))
-        nxt = s.scalars(select(Deadline).where(Deadline.case_id == case.id, Deadline.state == "pending",
-                                               Deadline.due_at <= now)
-                        .order_by(Deadline.due_at, Deadline.id).limit(1)).first()
-        if nxt is None:
-            break
-        deadline = nxt
     if _caught_up_late(acted, now):
-        _catch_up(s, rt, case, acted, queued_before, now)
-    return True
+        _catch_up(s, rt, case, acted, first_outbox, now)
+
+
+def _next_due(s: Session, case: Case, now: datetime) -> Deadline | None:
+    """The case's earliest pending deadline due by `now` (by due time, then id), from its loaded
+    deadlines: an action that rewrites them (`cancel_pending`) expires the collection, and rows it
+    adds get their ids here."""
+    if any(isinstance(o, Deadline) for o in s.new):
+        s.flush()
+    due = [d for d in case.deadlines if d.state == "pending" and d.due_at <= now]
+    return min(due, key=lambda d: (d.due_at, d.id)) if due else None
 
 
 def _caught_up_late(acted: list[tuple[Deadline, str]], now: datetime) -> bool:
@@ -138,7 +172,6 @@ def _apply(s: Session, rt: PartnershipRuntime, case: Case, deadline: Deadline, n
            result: SweepResult) -> str | None:
     """Settle one due deadline: act on it (what was done, for a person) or skip it (None)."""
     deadline.state, deadline.done_at = "done", now
-    s.flush()
     applies = _still_applies(deadline, case) and not _stale_reminder(deadline, case, now)
     if not applies or not _claim(s, deadline, now):
         deadline.state = "cancelled" if not applies else "done"
@@ -167,8 +200,10 @@ def _stale_reminder(d: Deadline, case: Case, now: datetime) -> bool:
 
 
 def _claim(s: Session, d: Deadline, now: datetime) -> bool:
-    """Take the ledger key; False when this notice has already fired."""
-    return ledger.claim(s, d.case_id, d.stage, d.step, d.action, d.due_at, now)
+    """Take the ledger key; False when this notice has already fired. (No flush first: the
+    batch's deadline updates and outbox rows go in a few statements at its end.)"""
+    with s.no_autoflush:
+        return ledger.claim(s, d.case_id, d.stage, d.step, d.action, d.due_at, now)
 
 
 def _act(s: Session, rt: PartnershipRuntime, case: Case, d: Deadline, now: datetime) -> str:
@@ -200,7 +235,7 @@ def _act(s: Session, rt: PartnershipRuntime, case: Case, d: Deadline, now: datet
 
 
 def _catch_up(s: Session, rt: PartnershipRuntime, case: Case, acted: list[tuple[Deadline, str]],
-              queued_before: set[int], now: datetime) -> None:
+              first_outbox: int, now: datetime) -> None:
     """More than one deadline of a case was due at once: the service was not running when they
     fell due (on time, each is acted on when it falls due, alone). The case has been moved
     where the policy puts it now, each deadline's ledger key claimed in order; the notices each
@@ -210,14 +245,16 @@ def _catch_up(s: Session, rt: PartnershipRuntime, case: Case, acted: list[tuple[
     deadlines passed while the service was down, where the case is now and what is due next;
     and one to the business team."""
     s.flush()
-    superseded = s.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id)
+    # This transaction holds the case: its outbox rows after the batch began are this pass's.
+    superseded = s.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id,
+                                                       OutboxMessage.id > first_outbox)
                            .order_by(OutboxMessage.id)).all()
-    superseded = [r for r in superseded if r.id not in queued_before]
     addresses = list(dict.fromkeys(a for r in superseded for a in r.recipients))
     kinds = [r.kind for r in superseded]
     for row in superseded:
         s.delete(row)
     s.flush()
+    forget_thread_root(s, case.id)   # a deleted row may have been the case's first
     team = {a.lower() for a in business_team(rt)}
     people = [a for a in addresses if a.lower() not in team]
     current = {a.lower() for a in tier_people(rt, case, case.stage)}
