@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import textwrap
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from mailflow.pipeline.audit import reader, record_read
 from mailflow.pipeline.case_file import stage_history
 from mailflow.pipeline.cases import Actor
 from mailflow.pipeline.stalls import stall_of
+from mailflow.queries.case_list import CaseFilter, CaseRow, iter_cases
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -35,20 +37,43 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def _list(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Streamed: rows are written as they are read, a page of cases at a time."""
+    filters = CaseFilter(state=args.state, stage=getattr(args, "stage", None),
+                         agency=getattr(args, "agency", None), reference=getattr(args, "ref", None),
+                         overdue_at=ctx.clock.now() if getattr(args, "overdue", False) else None)
+    out = sys.stdout
     with ctx.app.db.transaction() as s:
-        stmt = select(Case).order_by(Case.id)
-        if args.state:
-            stmt = stmt.where(Case.state == args.state)
-        rows = [case_summary(c) for c in s.scalars(stmt)]
-    if args.format == "json":
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        due = f"next due {when(r['next_due'])} ({r['next_step']})" if r["next_due"] else "nothing due"
-        print(f"{r['reference']}  {r['state']:10} stage {r['stage']}{' URGENT' if r['urgent'] else ''}  {due}")
-    if not rows:
-        print("no cases")
+        rows = (_list_row(r) for r in iter_cases(s, filters))
+        if args.format == "jsonl":
+            for row in rows:
+                out.write(json.dumps(row) + "\n")
+        elif args.format == "json":
+            # A JSON array written row by row: never the whole list in memory.
+            out.write("[")
+            for n, row in enumerate(rows):
+                out.write(("," if n else "") + "\n  " + json.dumps(row))
+            out.write("\n]\n")
+        else:
+            listed = 0
+            for r in rows:
+                listed += 1
+                due = f"next due {when(r['next_due'])} ({r['next_step']})" if r["next_due"] else "nothing due"
+                out.write(f"{r['reference']}  {r['state']:10} stage {r['stage']}{' URGENT' if r['urgent'] else ''}"
+                          f"  {due}\n")
+            if not listed:
+                out.write("no cases\n")
     return 0
+
+
+def _list_row(r: CaseRow) -> dict[str, Any]:
+    """The keys `case_summary` gives a case (`cases show --format json` has them too)."""
+    return {
+        "reference": r.reference, "partnership": r.partnership, "policy": r.policy, "state": r.state,
+        "stage": r.stage, "urgent": r.urgent, "opened_at": local_iso(r.opened_at),
+        "stage_started_at": local_iso(r.stage_started_at),
+        "next_due": local_iso(r.next_due) if r.next_due else None, "next_step": r.next_step,
+        "missing": r.missing,
+    }
 
 
 def _show(args: argparse.Namespace, ctx: CliContext) -> int:

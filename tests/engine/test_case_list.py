@@ -1,0 +1,100 @@
+"""The case-list read model (mailflow/queries/case_list.py) and `mailflow cases list`: filters,
+keyset pages that add up to the whole list, each case's next deadline as `cases show` gives it,
+and the streamed JSON output. SQLite and PostgreSQL. Invented people only."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from mailflow.case_view import case_summary
+from mailflow.cli.main import main
+from mailflow.clock import parse_instant
+from mailflow.db.models import Case
+from mailflow.queries.case_list import CaseFilter, count_cases, iter_cases, list_cases
+from tests.conftest import write_config
+from tests.engine.conftest import Harness
+
+
+def _open_cases(h: Harness, n: int) -> list[str]:
+    return [h.open_case(f"raiser{i}@gwh.nhs.example.org") for i in range(n)]
+
+
+def test_pages_add_up_to_the_whole_list_in_case_order(h_any: Harness) -> None:
+    refs = _open_cases(h_any, 7)
+    with h_any.app.db.transaction() as s:
+        seen, after, pages = [], None, 0
+        while True:
+            page = list_cases(s, limit=3, after=after)
+            pages += 1
+            seen += [r.reference for r in page.rows]
+            if page.next_after is None:
+                break
+            after = page.next_after
+        assert seen == refs and pages == 3
+        assert [r.reference for r in iter_cases(s, page_size=2)] == refs
+        assert count_cases(s) == 7
+
+
+def test_next_deadline_is_the_one_cases_show_names(h_any: Harness) -> None:
+    refs = _open_cases(h_any, 2)
+    h_any.run_until("2026-12-31T10:00:00")   # the first case escalates: new deadlines
+    with h_any.app.db.transaction() as s:
+        rows = {r.reference: r for r in iter_cases(s)}
+        for case in s.scalars(select(Case)):
+            summary = case_summary(case)
+            row = rows[case.reference]
+            assert row.next_step == summary["next_step"]
+            assert (row.next_due.isoformat() if row.next_due else None) == \
+                (parse_instant(summary["next_due"]).isoformat() if summary["next_due"] else None)
+            assert row.next_action != "remind"
+    assert set(rows) == set(refs) and all(r.next_due is not None for r in rows.values())
+
+
+def test_filters(h_any: Harness) -> None:
+    first, second, third = _open_cases(h_any, 3)
+    with h_any.app.db.transaction() as s:
+        s.scalars(select(Case).where(Case.reference == third)).one().state = "closed"
+    with h_any.app.db.transaction() as s:
+        def refs(**kw: object) -> list[str]:
+            return [r.reference for r in iter_cases(s, CaseFilter(**kw))]  # type: ignore[arg-type]
+
+        assert refs(state="closed") == [third]
+        assert refs(state="open") == [first, second]
+        assert refs(stage=1) == [first, second, third] and refs(stage=2) == []
+        assert refs(reference=first) == [first]
+        assert refs(reference=first[:4].lower()) == [first, second, third]
+        assert refs(search=second[-3:]) == [second]
+        assert refs(search="%") == [] and refs(reference="_") == []   # LIKE wildcards are text
+        assert refs(agency="swindon borough council - adult social care") == [first, second, third]
+        assert refs(agency="No Such Agency") == []
+        assert refs(partnership="SSP") == [first, second, third] and refs(partnership="XYZ") == []
+        row = next(iter_cases(s, CaseFilter(reference=first)))
+        assert refs(overdue_at=row.next_due - timedelta(seconds=1)) == []
+        assert first in refs(overdue_at=row.next_due)
+        assert row.overdue(row.next_due) and not row.overdue(row.next_due - timedelta(seconds=1))
+        assert count_cases(s, CaseFilter(state="open")) == 2
+
+
+def test_cases_list_streams_json_and_json_lines(tmp_path, capsys, sqlite_url: str) -> None:
+    from tests.engine.conftest import open_harness
+
+    h = open_harness(tmp_path, sqlite_url)
+    try:
+        refs = _open_cases(h, 3)
+    finally:
+        h.app.close()
+    config = str(tmp_path / "mailflow.toml")
+    assert config == str(write_config(tmp_path, sqlite_url))
+    assert main(["--config", config, "cases", "list", "--format", "json", "--at", "2026-12-22T10:00"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["reference"] for r in listed] == refs
+    assert set(listed[0]) == {"reference", "partnership", "policy", "state", "stage", "urgent", "opened_at",
+                              "stage_started_at", "next_due", "next_step", "missing"}
+    assert main(["--config", config, "cases", "list", "--format", "jsonl", "--ref", refs[1]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["reference"] for line in lines] == [refs[1]]
+    assert main(["--config", config, "cases", "list", "--state", "closed"]) == 0
+    assert capsys.readouterr().out == "no cases\n"
