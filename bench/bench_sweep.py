@@ -1,60 +1,107 @@
-"""Sweep cost against the number of cases: it should follow what is due, not what exists.
+"""Sweep: 1,000 due reminders among 10^5 and then 10^6 open cases, on PostgreSQL.
 
-Builds N open cases with their deadline rows (SQLite, a temp directory), then times a sweep with
-nothing due and a sweep with 50 cases due, for N = 1,000 and 20,000.
+The database (`mailflow_bench`, created and dropped here) is seeded once in bulk (bench/seed.py:
+one real case cloned on the server) with 10^5 open Swindon cases, 1,000 of which have their first
+reminder due at the sweep instant (all at the same 09:00, as a Board's reminders are) and the rest
+deadlines spread over the next year; it is then grown to 10^6 and the same sweep timed again.
+Each timed run is one `sweep()` call, as the daemon makes it, that fires the 1,000 reminders: each
+claims its ledger key and queues its notice in the outbox (recipients, subject, the rendered text
+and HTML and the composed MIME message); nothing is sent. Between runs the database is put back
+(those deadlines pending again, the ledger keys, outbox rows and events of the run removed, not
+timed). A warm-up sweep comes first at each size.
+
+Run: .venv/bin/python -m bench.bench_sweep [--cases 100000 1000000] [--due 1000] [--runs 5]
 """
 
 from __future__ import annotations
 
-import tempfile
+import argparse
+import statistics
 import time
-from datetime import timedelta
-from pathlib import Path
 
+from sqlalchemy import text
+
+from bench.results import record
+from bench.seed import BenchDatabase, first_reminder
 from mailflow.app import App
-from mailflow.clock import FixedClock, parse_instant
-from mailflow.config import embedded_default
-from mailflow.db.models import Case, Deadline
 from mailflow.pipeline.sweep import sweep
 
-START = parse_instant("2026-12-21T10:00")
+SECTION = "Sweep: 1,000 due among N open cases (PostgreSQL)"
 
 
-def _populate(app: App, n: int, due: int) -> None:
-    with app.db.transaction() as s:
-        for i in range(n):
-            case = Case(reference=f"SSP-2026-{i + 1:05d}", partnership="SSP", policy="swindon", state="open",
-                        stage=1, urgent=False, fields={}, missing=[], opened_at=START, stage_started_at=START,
-                        updated_at=START)
-            s.add(case)
-            # Most cases fall due next year; `due` of them are overdue now.
-            at = START + (timedelta(hours=1) if i < due else timedelta(days=400))
-            s.add(Deadline(case=case, stage=1, step="resolve", action="remind", due_at=at, rule="bench",
-                           skipped=[], created_at=START))
-            s.add(Deadline(case=case, stage=1, step="resolve", action="escalate", due_at=at + timedelta(days=1),
-                           rule="bench", skipped=[], created_at=START))
+class Bench:
+    def __init__(self, app: App, db: BenchDatabase, due: int) -> None:
+        self.app, self.db, self.due = app, db, due
+        self.now = first_reminder(db.template_deadlines(app))
+        self.marks: dict[str, int] = {}
+
+    def mark(self) -> None:
+        """Remember where the tables end and which deadlines are due, to put them back later."""
+        with self.app.db.engine.begin() as conn:
+            for table in ("outbox", "events", "ledger", "deadlines"):
+                self.marks[table] = conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar() or 0
+            self.due_ids = [r[0] for r in conn.execute(text(
+                "SELECT id FROM deadlines WHERE state = 'pending' AND due_at <= :now"), {"now": self.now})]
+        if len(self.due_ids) != self.due:
+            raise RuntimeError(f"{len(self.due_ids)} deadlines due, expected {self.due}")
+
+    def reset(self) -> None:
+        with self.app.db.engine.begin() as conn:
+            for table in ("outbox", "events", "ledger", "deadlines"):
+                conn.execute(text(f"DELETE FROM {table} WHERE id > :m"), {"m": self.marks[table]})
+            conn.execute(text("UPDATE deadlines SET state = 'pending', done_at = NULL WHERE id = ANY(:ids)"),
+                         {"ids": self.due_ids})
+
+    def run(self) -> float:
+        rt = self.app.runtime()
+        started = time.perf_counter()
+        result = sweep(rt, self.now)
+        seconds = time.perf_counter() - started
+        with self.app.db.engine.begin() as conn:
+            queued = conn.execute(text("SELECT count(*) FROM outbox WHERE id > :m AND kind = 'reminder'"),
+                                  {"m": self.marks["outbox"]}).scalar()
+        if len(result.fired) != self.due or queued != self.due:
+            raise RuntimeError(f"fired {len(result.fired)}, queued {queued}; expected {self.due}")
+        self.reset()
+        return seconds
 
 
-def _time_sweep(n: int, due: int) -> tuple[float, int]:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = embedded_default(Path(tmp))
-        clock = FixedClock(START + timedelta(hours=2))
-        app = App.open(config, clock)
-        try:
-            _populate(app, n, due)
-            started = time.perf_counter()
-            fired = len(sweep(app.runtime(), clock.now()).fired)
-            return time.perf_counter() - started, fired
-        finally:
-            app.close()
-
-
-def main() -> None:
-    print("sweep time vs. cases (SQLite; reminders only, so no mail rendering dominates)")
-    for n in (1_000, 20_000):
-        for due in (0, 50):
-            seconds, fired = _time_sweep(n, due)
-            print(f"  {n:6d} cases, {due:3d} due: {seconds * 1000:8.1f} ms  ({fired} fired)")
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--due", type=int, default=1_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--keep", action="store_true", help="leave the database behind")
+    args = ap.parse_args(argv)
+    db = BenchDatabase()
+    app = db.create()
+    medians: dict[int, float] = {}
+    try:
+        bench = Bench(app, db, args.due)
+        for n in sorted(args.cases):
+            t0 = time.perf_counter()
+            # Clone g = 2..: the first `due` cases (with the template) keep its deadlines, due at
+            # the sweep instant; the others' move 30 to 395 days on.
+            db.grow(app, n, shift_days=f"CASE WHEN g <= {args.due} THEN 0 ELSE 30 + g % 366 END")
+            print(f"  seeded {n:,} cases in {time.perf_counter() - t0:.0f} s", flush=True)
+            bench.mark()
+            bench.run()   # warm-up
+            samples = [bench.run() for _ in range(args.runs)]
+            medians[n] = statistics.median(samples)
+            record(SECTION, f"{args.due:,} due among {n:,} open cases", medians[n], "s",
+                   target="< 1 s" if n >= 1_000_000 else "", met=medians[n] < 1 if n >= 1_000_000 else None,
+                   note=f"median of {args.runs} runs after a warm-up "
+                        f"({', '.join(f'{s:.2f}' for s in samples)} s); each reminder's ledger key "
+                        f"claimed and its notice rendered, composed and queued in the outbox; nothing sent")
+        if len(medians) >= 2:
+            small, large = min(medians), max(medians)
+            ratio = medians[large] / medians[small]
+            record(SECTION, f"time({large:,}) / time({small:,})", ratio, ratio=ratio, target="<= 1.2",
+                   met=ratio <= 1.2)
+    finally:
+        app.close()
+        if not args.keep:
+            db.drop()
 
 
 if __name__ == "__main__":
