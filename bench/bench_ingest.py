@@ -16,6 +16,7 @@ Run: .venv/bin/python -m bench.bench_ingest   (about 90 s)
 
 from __future__ import annotations
 
+import argparse
 import email
 import hashlib
 import re
@@ -169,7 +170,7 @@ def seed_inbound(app: App, rows: int) -> None:
             s.execute(insert(InboundMessage), values[start:start + 2000])
 
 
-def rate_by_kind(tmp: Path) -> None:
+def rate_by_kind(tmp: Path, runs: int) -> None:
     app, clock = open_app(tmp / "kinds")
     rt = app.runtime()
     ids = Numbering()
@@ -179,7 +180,7 @@ def rate_by_kind(tmp: Path) -> None:
     try:
         for raw in forms_batch("PDF form", 4, ids) + forms_batch("docx form", 3, ids):  # warm up
             _ingest(rt, clock, raw)
-        for _ in range(RUNS):
+        for _ in range(runs):
             for kind in KINDS:
                 n = BATCH[kind]
                 batch = replies_batch(app, clock, n, ids) if kind == "reply" else forms_batch(kind, n, ids)
@@ -200,7 +201,7 @@ def rate_by_kind(tmp: Path) -> None:
         ratio = statistics.median(ratios[kind])
         rate = statistics.median(ingest_rates[kind])
         bare_rate = statistics.median(bare_rates[kind])
-        note = (f"median of {RUNS} interleaved runs of {BATCH[kind]} messages; bare parse "
+        note = (f"median of {runs} interleaved runs of {BATCH[kind]} messages; bare parse "
                 f"{bare_rate:.0f} msg/s (message_from_bytes + get_body); SQLite")
         if kind in FAST_KINDS:
             record("Ingest", f"{kind}: ingest vs bare parse", rate, "msg/s", ratio=ratio,
@@ -213,7 +214,7 @@ def rate_by_kind(tmp: Path) -> None:
                    target="documented", note=note)
 
 
-def growth(tmp: Path) -> None:
+def growth(tmp: Path, runs: int) -> None:
     apps = {}
     for rows in (100, 10_000):
         app, clock = open_app(tmp / f"rows{rows}")
@@ -225,23 +226,23 @@ def growth(tmp: Path) -> None:
         for app, clock in apps.values():   # warm up each
             for raw in forms_batch("text form", 4, ids):
                 _ingest(app.runtime(), clock, raw)
-        for _ in range(RUNS):
+        for _ in range(runs):
             for rows, (app, clock) in apps.items():
                 batch = forms_batch("text form", 24, ids) + [
                     set_headers(b, {"Message-ID": ids.message_id()}) for b in
                     (_corpus(KINDS["reply"][i % 4]) for i in range(8))]
                 rt = app.runtime()
                 started = time.perf_counter()
-                for raw in batch:
-                    _ingest(rt, clock, raw)
+                outcomes = [_ingest(rt, clock, raw)[0] for raw in batch]
                 times[rows].append(time.perf_counter() - started)
+                assert outcomes[:24] == [Outcome.PROCESSED] * 24, outcomes
     finally:
         for app, _ in apps.values():
             app.close()
     small, large = statistics.median(times[100]), statistics.median(times[10_000])
     record("Ingest", "ingest at 10,000 vs 100 inbound rows", large / 32 * 1000, "ms/msg", ratio=large / small,
            target="<= 1.2", met=large / small <= 1.2,
-           note=f"32 messages (24 text forms, 8 replies about no case) per run, median of {RUNS} interleaved "
+           note=f"32 messages (24 text forms, 8 replies about no case) per run, median of {runs} interleaved "
                 f"runs; {small / 32 * 1000:.1f} ms/msg at 100 rows; SQLite")
 
 
@@ -296,11 +297,21 @@ def mbox_memory(tmp: Path) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("parts", nargs="*", metavar="kinds|growth|mbox", help="which measurements (default: all)")
+    parser.add_argument("--runs", type=int, default=RUNS)
+    args = parser.parse_args()
+    parts = args.parts or ["kinds", "growth", "mbox"]
+    if not set(parts) <= {"kinds", "growth", "mbox"}:
+        parser.error(f"unknown part in {parts}")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        rate_by_kind(tmp)
-        growth(tmp)
-        mbox_memory(tmp)
+        if "kinds" in parts:
+            rate_by_kind(tmp, args.runs)
+        if "growth" in parts:
+            growth(tmp, args.runs)
+        if "mbox" in parts:
+            mbox_memory(tmp)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from email.utils import format_datetime
 
 from mailflow.addresses import parse_address, unique_addresses
 from mailflow.rendering import RenderedMail
+from parsers.header_classes import HeaderClasses
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ SIGNATURE_HEADER = "X-Mailflow-Signature"
 
 # CRLF line ends, as SMTP sends them; headers stay on one line up to RFC 5322's hard limit
 # rather than folding at 78 characters.
-POLICY = policy.SMTP.clone(max_line_length=998)
+POLICY = policy.SMTP.clone(max_line_length=998, header_factory=HeaderClasses())
 
 
 def compose(mail: RenderedMail, env: Envelope, date: datetime,

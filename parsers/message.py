@@ -20,6 +20,7 @@ from functools import lru_cache
 from parsers import attachments as att
 from parsers.bounds import check_header_items
 from parsers.errors import LimitExceeded
+from parsers.header_classes import HeaderClasses
 from parsers.htmltext import html_to_text
 from parsers.model import ParseLimits
 from parsers.sender import author_of
@@ -204,7 +205,7 @@ def forget_parsed_headers() -> None:
 
 
 _LINESEP = re.compile(r"\n|\r")   # what policy.EmailPolicy strips from a stored value
-PARSE_POLICY = _ParsedHeaderCache()
+PARSE_POLICY = _ParsedHeaderCache(header_factory=HeaderClasses())
 
 
 def parse_bytes(raw: bytes) -> Message:
