@@ -39,6 +39,8 @@ HANDLERS = {
     "users": "mailflow.cli.users_cmd:run",
     "quarantine": "mailflow.cli.quarantine_cmd:run",
     "report": "mailflow.cli.report_cmd:run",
+    "purge": "mailflow.cli.purge_cmd:run",
+    "export-case": "mailflow.cli.export_cmd:run",
 }
 
 
@@ -184,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["csv", "xlsx"], default="csv")
     report.add_argument("--output", metavar="FILE", help="write here (CSV default: standard output)")
     at(report)
+
+    purge = sub.add_parser("purge", help="remove what is past the retention period (counts are kept)")
+    purge.add_argument("--dry-run", action="store_true", help="say what would be removed; change nothing")
+    purge.add_argument("--by", help="who is purging (recorded in the audit trail; default: the OS user)")
+    at(purge)
+
+    export = sub.add_parser("export-case", help="everything held about a case (subject-access request)")
+    export.add_argument("ref")
+    export.add_argument("--output", metavar="DIR", help="where to write REF.zip (default: here)")
+    export.add_argument("--folder", action="store_true", help="write the folder REF/ instead of a zip")
+    export.add_argument("--by", help="who is exporting (recorded in the audit trail; default: the OS user)")
+    at(export)
     return p
 
 

@@ -255,7 +255,8 @@ class RetainedCount(Base):
 
 class RetainedMeasure(Base):
     """Other anonymous totals kept of purged cases, per partnership and month opened: time in each
-    stage (`stage_days:<n>`: intervals, working days, calendar days) and learning themes
+    stage (`stage_days:<n>`: intervals, working days, calendar days; `stage_longest:<n>`: the most
+    working days) and learning themes
     (`theme:<name>`: cases)."""
 
     __tablename__ = "retained_measures"

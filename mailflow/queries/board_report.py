@@ -316,9 +316,12 @@ def _retained(s: Session, period: Period, agencies: dict[str, AgencyRow], stages
                     func.sum(RetainedMeasure.working_days), func.sum(RetainedMeasure.calendar_days),
                     func.max(RetainedMeasure.working_days))
              .where(*mwhere).group_by(RetainedMeasure.measure))
-    for measure, n, working, calendar, _ in s.execute(mstmt):
+    for measure, n, working, calendar, longest in s.execute(mstmt):
         kind, _, name = str(measure).partition(":")
-        if kind == "stage_days":
+        if kind == "stage_longest":
+            row = stages.setdefault(int(name), StageRow(int(name)))
+            row.longest_working_days = max(row.longest_working_days, int(longest))
+        elif kind == "stage_days":
             row = stages.setdefault(int(name), StageRow(int(name)))
             row.intervals += int(n)
             row.working_days += int(working)
@@ -360,6 +363,10 @@ def measures_of(s: Session, case_ids: Iterable[int], calendars: Mapping[str, Wor
                 m["count"] += row.intervals
                 m["working_days"] += row.working_days
                 m["calendar_days"] += row.calendar_days
+                if row.intervals:
+                    top = measures.setdefault((*key, f"stage_longest:{stage}"),
+                                              _measure(*key, f"stage_longest:{stage}"))
+                    top["working_days"] = max(top["working_days"], row.longest_working_days)
             found = _theme_counts(s, selection)
             for name, n in found.items():
                 if n:
