@@ -100,10 +100,35 @@ class DaemonSettings(Table):
     sweep_seconds: int = 60         # look for due deadlines this often
     digest_cron: Cron = cron_schedule("mon-fri 08:00")  # the business-team digest (UK time; crontab too)
     outbox_max_attempts: int = 8
-    mailbox_stale_minutes: int = 30  # watchdog: mailbox not read successfully for this long
-    outbox_stale_minutes: int = 30   # watchdog: an unsent message older than this
+    mailbox_stale_minutes: float = 30  # watchdog and /healthz: mailbox not read successfully for this long
+    outbox_stale_minutes: float = 30   # watchdog and /healthz: an unsent message older than this
     sender_messages_per_hour: int = 20  # more from one sender is a loop or a flood: not acted on
     reply_token_days: int = 60      # a reply token acts for this many days after the mail that carried it
+
+
+class LoggingSettings(Table):
+    """[logging]"""
+
+    format: Literal["text", "json"] = "text"   # stderr: text lines, or one JSON object a line (log shipping)
+
+
+def _listen(value: str | None) -> str | None:
+    if value:
+        from mailflow.status_server import parse_listen
+
+        try:
+            parse_listen(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).partition(": ")[2]) from None
+    return value
+
+
+class StatusSettings(Table):
+    """[status]"""
+
+    # `mailflow run` serves /healthz and /metrics here ("127.0.0.1:9187"; a bare port is loopback);
+    # off when unset. Several workers on one host need a port each.
+    listen: Annotated[str | None, AfterValidator(_listen)] = None
 
 
 # [limits]: the parser's own limits (parsers/model.py), every one a key with its default there.
@@ -180,6 +205,8 @@ class Config(Table):
     mailflow: MailflowSettings = Field(default={}, validate_default=True)
     daemon: DaemonSettings = DaemonSettings()
     web: WebSettings = WebSettings()
+    logging: LoggingSettings = LoggingSettings()
+    status: StatusSettings = StatusSettings()
     limits_table: LimitsSettings = Field(default_factory=LimitsSettings, alias="limits")  # type: ignore[valid-type]
     partnerships: Annotated[tuple[Partnership, ...], BeforeValidator(as_tuple)] = Field(alias="partnership",
                                                                                        min_length=1)

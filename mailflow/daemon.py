@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from mailflow import metrics
 from mailflow.logging_setup import error_summary
 from mailflow.pipeline.ingest import ingest_source
 from mailflow.pipeline.sender import drain
 from mailflow.pipeline.sweep import sweep
+from mailflow.systemd_notify import Systemd
 
 if TYPE_CHECKING:
     from mailflow.app import App, PartnershipRuntime
@@ -45,10 +47,11 @@ def run_pass(app: App) -> PassReport:
     return report
 
 
-def _ingest(rt: PartnershipRuntime, report: PassReport) -> None:
-    result = ingest_source(rt)
+def _ingest(rt: PartnershipRuntime, report: PassReport, stop: threading.Event | None = None) -> None:
+    result = metrics.timed(metrics.INGEST_SECONDS, rt.prefix, ingest_source, rt, None, stop)
     report.ingested[rt.prefix] = result.outcomes
     rt.app.sync_store.mark_success(rt.source.name, "INBOX", rt.app.clock.now())
+    metrics.mailbox_read(rt.prefix, rt.app.clock.now())
 
 
 def _step(report: PassReport, rt: PartnershipRuntime, what: str, fn) -> None:  # type: ignore[no-untyped-def]
@@ -57,6 +60,7 @@ def _step(report: PassReport, rt: PartnershipRuntime, what: str, fn) -> None:  #
     except Exception as exc:  # noqa: BLE001 - logged loudly; the loop goes on
         # error_summary: a database error's own text carries its SQL parameters (message text).
         log.error("%s: %s step failed: %s", rt.prefix, what, error_summary(exc))
+        metrics.STEP_ERRORS.labels(rt.prefix, what).inc()
         report.errors.append(f"{rt.prefix} {what}: {error_summary(exc)}")
 
 
@@ -70,7 +74,8 @@ def sweep_and_send(app: App, runtimes: list[PartnershipRuntime]) -> PassReport:
 
 def _deadlines_and_outbox(report: PassReport, rt: PartnershipRuntime) -> None:
     now = rt.app.clock.now()
-    _step(report, rt, "deadlines", lambda: report.fired.__setitem__(rt.prefix, len(sweep(rt, now).fired)))
+    _step(report, rt, "deadlines", lambda: report.fired.__setitem__(
+        rt.prefix, len(metrics.timed(metrics.SWEEP_SECONDS, rt.prefix, sweep, rt, now).fired)))
     _step(report, rt, "outbox", lambda: report.sent.__setitem__(rt.prefix, drain(rt, now).sent))
 
 
@@ -89,6 +94,8 @@ class Daemon:
         self.runtimes = app.runtimes()
         self.mail_due = {rt.prefix: threading.Event() for rt in self.runtimes}
         self.readers: list[threading.Thread] = []
+        self.started = app.clock.now()
+        self.systemd = Systemd()
         self.scheduler = BackgroundScheduler(timezone="Europe/London")
         from mailflow.watchdog import Watchdog
 
@@ -126,17 +133,27 @@ class Daemon:
         try:
             while not self.stopping.is_set():
                 self.wake.clear()
-                sweep_and_send(self.app, self.runtimes)
+                report = sweep_and_send(self.app, self.runtimes)
                 self._check_health()
-                self.wake.wait()
+                self.systemd.ready(f"{len(report.errors)} step(s) failed" if report.errors else "running")
+                self._idle()
         finally:
             self.stopping.set()
+            self.systemd.stopping()
             self._poll_time()
             self.scheduler.shutdown(wait=False)
             for reader in self.readers:
                 reader.join(self.JOIN_SECONDS)
                 if reader.is_alive():  # stuck in its server: a daemon thread, it ends with the process
                     log.warning("%s did not stop within %.0f s", reader.name, self.JOIN_SECONDS)
+            log.info("mailflow daemon stopped")
+
+    def _idle(self) -> None:
+        """Until woken; under a systemd watchdog, pinging it meanwhile from this (the deadline) loop,
+        so a loop stuck in a pass stops the pings and systemd restarts the service."""
+        self.systemd.watchdog()
+        while not self.wake.wait(self.systemd.ping_seconds):
+            self.systemd.watchdog()
 
     def _check_health(self) -> None:
         try:
@@ -164,7 +181,7 @@ class Daemon:
         while not self.stopping.is_set():
             due.clear()
             report = PassReport()
-            _step(report, rt, "mailbox", lambda report=report: _ingest(rt, report))
+            _step(report, rt, "mailbox", lambda report=report: _ingest(rt, report, self.stopping))
             if sum(report.ingested.get(rt.prefix, {}).values()):
                 self.wake.set()   # acknowledgements go now, not at the next sweep
             self._wait_for_mail(rt, due)

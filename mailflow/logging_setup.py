@@ -7,6 +7,10 @@ and address. mailflow's own log lines carry inbound ids and case references only
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 # Loggers that log protocol traffic or document content at DEBUG/INFO (and their children).
 CONTENT_LOGGERS = (
@@ -61,7 +65,50 @@ def error_summary(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def configure_logging(verbosity: int = 0) -> None:
+# Case references (SSP-2026-0001) and inbound ids (inbound #42) in mailflow's own lines: the JSON
+# format carries them as fields, so a log platform can search by case without parsing text.
+_REFERENCE = re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d{4}-\d{4,}\b")
+_INBOUND = re.compile(r"\binbound #(\d+)\b")
+LOG_FORMATS = ("text", "json")
+
+
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object a line: time, level, logger, message, and `case` / `inbound` when the line
+    names them (given with `extra={"case": ..., "inbound": ...}` or named in the message). The
+    same text as the text format, so the same guarantee: ids and references, never content."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s",
+                         rename_fields={"levelname": "level", "name": "logger", "asctime": "time"},
+                         datefmt="%Y-%m-%dT%H:%M:%S%z")
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        message = record.getMessage()
+        if "case" not in log_data and (ref := _REFERENCE.search(message)):
+            log_data["case"] = ref.group(0)
+        if "inbound" not in log_data and (inbound := _INBOUND.search(message)):
+            log_data["inbound"] = int(inbound.group(1))
+
+
+def _formatter(fmt: str) -> logging.Formatter:
+    return JsonLineFormatter() if fmt == "json" else logging.Formatter(_FORMAT)
+
+
+def set_log_format(fmt: str) -> None:
+    """Text or JSON lines for mailflow's own handler (the config's `[logging] format`, applied as
+    soon as the config is read; the lines before it, if any, are text)."""
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"log format {fmt!r}: expected one of {', '.join(LOG_FORMATS)}")
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, _OURS, False):
+            handler.setFormatter(_formatter(fmt))
+
+
+_OURS = "_mailflow_handler"
+
+
+def configure_logging(verbosity: int = 0, fmt: str = "text") -> None:
     """0: INFO; 1 (`-v`): mailflow at DEBUG; 2 (`-vv`): every other library at DEBUG too.
 
     Whatever the verbosity, CONTENT_LOGGERS stay at WARNING.
@@ -69,8 +116,9 @@ def configure_logging(verbosity: int = 0) -> None:
     root = logging.getLogger()
     if not root.handlers:
         stderr = logging.StreamHandler()
-        stderr.setFormatter(logging.Formatter(_FORMAT))
+        setattr(stderr, _OURS, True)
         root.addHandler(stderr)
+    set_log_format(fmt)
     for handler in root.handlers:
         if not any(isinstance(f, ContentLoggerFilter) for f in handler.filters):
             handler.addFilter(ContentLoggerFilter())

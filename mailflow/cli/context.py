@@ -30,8 +30,11 @@ class CliContext:
     @cached_property
     def config(self) -> Config:
         from mailflow.config import load_config
+        from mailflow.logging_setup import set_log_format
 
-        return load_config(self.config_path)
+        config = load_config(self.config_path)
+        set_log_format(config.logging.format)   # [logging] format: from here on
+        return config
 
     @cached_property
     def app(self) -> App:

@@ -18,6 +18,7 @@ from mailflow.db.bounds import fit
 from mailflow.db.models import InboundMessage
 from mailflow.db.store import find_duplicate, message_id_key, record_event
 from mailflow.logging_setup import error_summary
+from mailflow.metrics import MESSAGES
 from mailflow.pipeline.apply import apply_message
 from mailflow.pipeline.floods import is_flood_hold, tell_business_team_once
 from mailflow.pipeline.outbox import queue_mail
@@ -26,6 +27,7 @@ from parsers.worker import parse_in_worker
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from threading import Event
 
     from sqlalchemy.orm import Session
 
@@ -61,7 +63,7 @@ class NotRecorded(Exception):
     """A message that could not be recorded, not even as quarantined: it stays in the mailbox."""
 
 
-def ingest_source(rt: PartnershipRuntime, limit: int | None = None) -> IngestResult:
+def ingest_source(rt: PartnershipRuntime, limit: int | None = None, stop: Event | None = None) -> IngestResult:
     """Everything waiting in the partnership's mailbox. One message that cannot be recorded is
     left where it is; the messages behind it are still read."""
     result = IngestResult()
@@ -74,7 +76,7 @@ def ingest_source(rt: PartnershipRuntime, limit: int | None = None) -> IngestRes
             continue
         source.settle(mail, outcome, reason)
         result.add(outcome.value)
-        if limit is not None and result.total >= limit:
+        if (limit is not None and result.total >= limit) or (stop is not None and stop.is_set()):
             break
     return result
 
@@ -146,6 +148,7 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
         if inbound.outcome == Outcome.QUARANTINED.value:
             _tell_business_team(s, rt, inbound, now)
         log.info("inbound #%s %s: %s", inbound.id, parsed.kind, inbound.outcome)
+        MESSAGES.labels(rt.prefix, parsed.kind or "unknown", inbound.outcome).inc()
         return Ingested(Outcome(inbound.outcome), inbound.reason)
 
 

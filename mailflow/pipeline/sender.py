@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow.db.models import OutboxMessage
+from mailflow.metrics import NOTICES_FAILED, NOTICES_SENT
 from mailflow.transports.base import OutgoingMail, PermanentSendError, SendError, TransientSendError
 
 if TYPE_CHECKING:
@@ -74,15 +75,18 @@ def drain(rt: PartnershipRuntime, now: datetime, limit: int = 100) -> DrainResul
                 row.state, row.sent_at, row.last_error = "sent", now, None
                 result.sent += 1
                 log.info("sent %s (%s)", row.message_id, row.kind)
+                NOTICES_SENT.labels(rt.prefix, row.kind).inc()
             elif outcome == "retry" and attempts < max_attempts:
                 row.state, row.last_error = "pending", error
                 row.next_attempt_at = now + backoff(attempts, retry_after)
                 result.retried += 1
                 log.warning("will retry %s: %s", row.message_id, error)
+                NOTICES_FAILED.labels(rt.prefix, row.kind, "false").inc()
             else:
                 row.state, row.last_error = "failed", error
                 result.failed += 1
                 log.error("failed %s: %s", row.message_id, error)
+                NOTICES_FAILED.labels(rt.prefix, row.kind, "true").inc()
                 _tell_business_team(s, rt, row, now)
     return result
 

@@ -4,6 +4,7 @@ record and nowhere on stderr (issue 11 item 8)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -21,8 +22,8 @@ from .conftest import PASSWORD, USER
 PERSONAL = ("Ada Testperson", "Testperson", "03/04/1951", "1 Example Road", "SN1 0XX")
 
 
-def _imap_config(tmp_path: Path, port: int) -> Path:
-    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'mailflow.db'}")
+def _imap_config(tmp_path: Path, port: int, log_format: str = "text") -> Path:
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'mailflow.db'}", extra=f'[logging]\nformat = "{log_format}"')
     (tmp_path / "pw").write_text(PASSWORD)
     imap = (f'kind = "imap"\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\n'
             f'username = "{USER}"\npassword_file = "{tmp_path / "pw"}"\ntimeout = 5\nidle = false')
@@ -57,12 +58,21 @@ def test_no_personal_data_in_any_log_record_at_debug(pymap_server: LoopbackImapS
     assert not [p for p in PERSONAL if p in err]
 
 
-def test_no_personal_data_on_stderr_of_the_command(pymap_server: LoopbackImapServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_personal_data_on_stderr_of_the_command(pymap_server: LoopbackImapServer, tmp_path: Path,
+                                                   log_format: str) -> None:
     pymap_server.append(_form())
-    config = _imap_config(tmp_path, pymap_server.port)
+    config = _imap_config(tmp_path, pymap_server.port, log_format)
     result = subprocess.run([sys.executable, "-m", "mailflow", "-vv", "--config", str(config), "run",
                              "--once", "--at", "2026-12-21T10:00"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "DEBUG mailflow" in result.stderr  # -vv did turn debug logging on
     assert [p for p in PERSONAL if p in result.stderr + result.stdout] == []
+    if log_format == "text":
+        assert "DEBUG mailflow" in result.stderr  # -vv did turn debug logging on
+        return
+    records = [json.loads(line) for line in result.stderr.splitlines()]   # every line one JSON object
+    assert any(r["level"] == "DEBUG" and r["logger"].startswith("mailflow") for r in records)
+    assert set().union(*records) <= {"time", "level", "logger", "message", "case", "inbound", "exc_info"}
+    opened = [r for r in records if r["message"].startswith("inbound #") and " opened " in r["message"]]
+    assert opened and opened[0]["case"] == "SSP-2026-0001" and opened[0]["inbound"] == 1
