@@ -10,6 +10,7 @@ A second run over the same mail changes nothing: every message is recognised as 
 from __future__ import annotations
 
 import argparse
+import logging
 import mailbox
 import sys
 from collections.abc import Callable, Iterator
@@ -111,6 +112,7 @@ class _progress:
     def __init__(self, total: int) -> None:
         self.total = total
         self.bar: Any = None
+        self.streams: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     def __enter__(self) -> Callable[[str | None], None]:
         if not sys.stdout.isatty() or self.total < 2:
@@ -127,7 +129,11 @@ class _progress:
         self.bar = bar = Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[rate]} msg/s"), TimeElapsedColumn(),
                                   TextColumn("left"), TimeRemainingColumn())
-        bar.start()
+        bar.start()   # from here sys.stdout and sys.stderr print above the bar
+        # Log lines too: handlers writing to the terminal write through the bar's proxies meanwhile.
+        self.streams = [(h, h.setStream(sys.stderr if h.stream is sys.__stderr__ else sys.stdout))
+                        for h in logging.getLogger().handlers
+                        if isinstance(h, logging.StreamHandler) and h.stream in (sys.__stderr__, sys.__stdout__)]
         task = bar.add_task("ingest", total=self.total, rate="-")
 
         def advance(line: str | None) -> None:
@@ -140,6 +146,8 @@ class _progress:
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
+            for handler, stream in self.streams:
+                handler.setStream(stream)
             self.bar.stop()
 
 
