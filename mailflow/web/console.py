@@ -166,14 +166,15 @@ def create_app(app: App, clock: Clock, settings: WebSettings | None = None,
                wall_clock: Clock | None = None) -> Starlette:
     """The web console over an opened mailflow App. `clock` is the business clock (deadlines,
     sessions, the audit trail); `wall_clock` checks the OpenID provider's token lifetimes."""
-    from mailflow.web import actions, auth, pages, quarantine
+    from mailflow.web import actions, auth, pages, quarantine, reports
 
     console = Console(app, clock, settings or WebSettings())
     if console.settings.oidc is not None:
         from mailflow.web.oidc import OidcClient
 
         console.oidc = OidcClient(console.settings.oidc, app.secret_key, wall_clock)
-    routes: list[BaseRoute] = [*auth.routes(), *pages.routes(), *actions.routes(), *quarantine.routes()]
+    routes: list[BaseRoute] = [*auth.routes(), *pages.routes(), *actions.routes(), *quarantine.routes(),
+                               *reports.routes()]
     web = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     web.state.console = console
     return web

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -26,6 +27,7 @@ from mailflow.pipeline.audit import record_read
 from mailflow.pipeline.case_file import stage_history
 from mailflow.pipeline.digest import digest_context
 from mailflow.pipeline.stalls import stall_of
+from mailflow.queries.case_list import CaseFilter, list_cases
 from mailflow.web.console import Visit, route
 
 UK = ZoneInfo("Europe/London")
@@ -66,69 +68,43 @@ def _int(text: str | None) -> int | None:
 
 @route("viewer")
 def case_list(v: Visit) -> Response:
+    """The shared case list (mailflow/queries/case_list.py): keyset pages in case order."""
     q = v.request.query_params
-    filters = {
-        "state": q.get("state") if q.get("state") in {s.value for s in State} else "",
-        "stage": _int(q.get("stage")),
-        "agency": (q.get("agency") or "").strip()[:200],
-        "overdue": q.get("overdue") == "1",
-        "reference": (q.get("reference") or "").strip()[:MAX_SEARCH],
-    }
-    after = _int(q.get("after"))
-    size = v.console.settings.case_page_size
     now = v.now
+    state = q.get("state") or ""
+    state = state if state in {s.value for s in State} else ""
+    stage = _int(q.get("stage"))
+    agency = (q.get("agency") or "").strip()[:200]
+    overdue = q.get("overdue") == "1"
+    reference = (q.get("reference") or "").strip()[:MAX_SEARCH]
+    filters = {"state": state, "stage": stage, "agency": agency, "overdue": overdue, "reference": reference}
+    wanted = CaseFilter(state=state or None, stage=stage, agency=agency or None,
+                        overdue_at=now if overdue else None, search=reference or None)
+    after = _int(q.get("after"))
     with v.app.db.transaction() as s:
-        rows = _cases(s, filters, after, size + 1, now)
-        more = len(rows) > size
-        rows = rows[:size]
-        agencies = sorted({a for a in s.scalars(select(Participant.agency).distinct()) if a})[:500]
-    nxt = rows[-1]["id"] if more and rows else None
+        page = list_cases(s, wanted, limit=v.console.settings.case_page_size, after=after)
+        agencies = _agencies_of(s, [r.id for r in page.rows])
     query = "&".join(f"{k}={_q(val)}" for k, val in (
         ("state", filters["state"]), ("stage", filters["stage"] or ""), ("agency", filters["agency"]),
         ("overdue", "1" if filters["overdue"] else ""), ("reference", filters["reference"])) if val)
-    return v.page("cases.html.j2", rows=rows, filters=filters, next_after=nxt, query=query,
-                  states=[s.value for s in State], agencies=agencies, first=after is None)
+    known = sorted({a.name for rt in v.app.runtimes() for a in rt.directory.agencies})
+    return v.page("cases.html.j2", rows=page.rows, agencies_of=agencies, filters=filters, next_after=page.next_after,
+                  query=query, states=[s.value for s in State], agencies=known, first=after is None, now=now)
 
 
 def _q(value: Any) -> str:
-    from urllib.parse import quote
-
     return quote(str(value), safe="")
 
 
-def _cases(s: Session, f: dict[str, Any], after: int | None, limit: int, now: datetime) -> list[dict[str, Any]]:
-    """Newest first, by id (keyset paging: `after` is the last id of the previous page)."""
-    stmt = select(Case).order_by(Case.id.desc()).limit(limit)
-    if after is not None:
-        stmt = stmt.where(Case.id < after)
-    if f["state"]:
-        stmt = stmt.where(Case.state == f["state"])
-    if f["stage"]:
-        stmt = stmt.where(Case.stage == f["stage"])
-    if f["reference"]:
-        stmt = stmt.where(Case.reference.contains(f["reference"].upper(), autoescape=True))
-    if f["agency"]:
-        stmt = stmt.where(exists().where(and_(Participant.case_id == Case.id, Participant.agency == f["agency"])))
-    overdue = exists().where(and_(Deadline.case_id == Case.id, Deadline.state == "pending",
-                                  Deadline.action != "remind", Deadline.due_at <= now))
-    if f["overdue"]:
-        stmt = stmt.where(overdue)
-    cases = s.scalars(stmt).all()
-    ids = [c.id for c in cases]
-    due: dict[int, Deadline] = {}
-    agencies: dict[int, set[str]] = {}
+def _agencies_of(s: Session, ids: list[int]) -> dict[int, list[str]]:
+    """The agencies recorded on the listed cases (one query for the page)."""
+    found: dict[int, set[str]] = {}
     if ids:
-        for d in s.scalars(select(Deadline).where(Deadline.case_id.in_(ids), Deadline.state == "pending",
-                                                  Deadline.action != "remind").order_by(Deadline.due_at)):
-            due.setdefault(d.case_id, d)
         for case_id, agency in s.execute(select(Participant.case_id, Participant.agency)
                                          .where(Participant.case_id.in_(ids), Participant.agency.is_not(None))):
             if agency:
-                agencies.setdefault(case_id, set()).add(agency)
-    return [{"id": c.id, "reference": c.reference, "state": c.state, "stage": c.stage, "urgent": c.urgent,
-             "opened_at": c.opened_at, "next": due.get(c.id),
-             "overdue": c.id in due and due[c.id].due_at <= now,
-             "agencies": sorted(agencies.get(c.id, ()))} for c in cases]
+                found.setdefault(case_id, set()).add(agency)
+    return {k: sorted(v) for k, v in found.items()}
 
 
 # ---------------------------------------------------------------------------- one case
