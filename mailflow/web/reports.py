@@ -52,8 +52,8 @@ def board_download(v: Visit) -> Response:
             raise ValueError("a report covers at most ten years")
         period = Period(start, end, partnership)
     except ValueError as exc:
-        s, e = _default_period(v.now.date())
-        return v.page("reports.html.j2", status=400, start=s, end=e, runtimes=v.app.runtimes(),
+        first, last = _default_period(v.now.date())
+        return v.page("reports.html.j2", status=400, start=first, end=last, runtimes=v.app.runtimes(),
                       error=f"Cannot make that report: {exc}.")
     calendars = {name: policy.calendar for name, policy in v.app.policies.items()}
     with v.app.db.transaction() as s:
