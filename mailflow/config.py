@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal, cast, get_type_hints
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     Field,
     PrivateAttr,
     ValidationError,
@@ -32,12 +31,13 @@ from pydantic import (
 )
 
 from mailflow.clock import Clock
+from mailflow.connector_options import SourceTable, TransportTable
 from mailflow.connectors import ConnectorEnv, SyncStateStore
 from mailflow.core.policy import load_policies
 from mailflow.cron import Cron, cron_schedule
 from mailflow.errors import ConfigError
 from mailflow.resources import bundled_dir
-from mailflow.validation import RelativePath, Table, as_tuple, config_error, located_error
+from mailflow.validation import Array, RelativePath, Table, config_error, located_error
 from parsers import ParseLimits as Limits  # [limits] in the config are the parser's limits
 
 EMBEDDED = "<embedded default>"
@@ -69,16 +69,15 @@ def _prefix(value: str) -> str:
     return value
 
 
-def _has_kind(table: dict[str, Any]) -> dict[str, Any]:
-    if "kind" not in table:
-        raise ValueError("missing 'kind'")
-    return table
+def _at_least_one(partnerships: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not partnerships:
+        raise ValueError("at least one partnership is required")
+    return partnerships
 
 
 ReadableDir = Annotated[RelativePath, AfterValidator(_readable_dir)]
 ReadableFile = Annotated[RelativePath, AfterValidator(_readable_file)]
 Email = Annotated[str, AfterValidator(_email)]
-ConnectorTable = Annotated[dict[str, Any], AfterValidator(_has_kind)]
 
 
 class MailflowSettings(Table):
@@ -145,9 +144,9 @@ class Partnership(Table):
     prefix: Annotated[str, AfterValidator(_prefix)]     # case references: SSP-2026-0001
     policy: str                      # a policy file's name (mailflow policy list)
     address: Email                   # the watched mailbox; mail is sent from it
-    business_team: Annotated[tuple[Email, ...], BeforeValidator(as_tuple)]
-    mailbox: ConnectorTable          # [partnership.mailbox]: kind and the source's options
-    transport: ConnectorTable        # [partnership.transport]: kind and the transport's options
+    business_team: Array[Email]
+    mailbox: SourceTable             # [partnership.mailbox]: kind and the source's keys (connector_options.py)
+    transport: TransportTable        # [partnership.transport]: kind and the transport's keys
     directory: ReadableFile | None = None    # agencies and their contacts per tier
     subject_prefix: str = ""         # e.g. "[secure]"
     templates_dir: ReadableDir | None = None  # this partnership's template overrides
@@ -208,8 +207,7 @@ class Config(Table):
     logging: LoggingSettings = LoggingSettings()
     status: StatusSettings = StatusSettings()
     limits_table: LimitsSettings = Field(default_factory=LimitsSettings, alias="limits")  # type: ignore[valid-type]
-    partnerships: Annotated[tuple[Partnership, ...], BeforeValidator(as_tuple)] = Field(alias="partnership",
-                                                                                       min_length=1)
+    partnerships: Annotated[Array[Partnership], AfterValidator(_at_least_one)] = Field(alias="partnership")
     _path: Path | None = PrivateAttr(default=None)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -1,7 +1,8 @@
 """What sources and transports get from the application when they are built from config.
 
 Each source/transport class offers `from_config(options, env)`: `options` is its TOML table
-(minus `kind`), `env` gives secrets, the clock, sync-state storage and the var directory.
+(its keys and types checked by mailflow/connector_options.py), `env` gives secrets, the clock,
+sync-state storage and the var directory.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mailflow.clock import Clock, SystemClock
-from mailflow.errors import ConfigError, unknown_key_error
+from mailflow.errors import ConfigError
 
 
 @dataclass
@@ -86,11 +87,3 @@ def build_connector(kinds: Mapping[str, str], options: Mapping[str, Any], env: C
         raise ConfigError(f"{env.where}: kind: {options.get('kind')!r} is not one of {', '.join(kinds)}")
     module, cls = kinds[kind].split(":")
     return getattr(importlib.import_module(module), cls).from_config(options, env)
-
-
-def check_keys(options: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    """Reject unknown keys with one line naming them and the ones that are allowed."""
-    unknown = sorted(set(options) - allowed - {"kind"})
-    secrets_inline = [k for k in unknown if f"{k}_env" in allowed]
-    if unknown:
-        raise unknown_key_error(where, (secrets_inline or unknown)[0], allowed | {"kind"})

@@ -113,6 +113,9 @@ def _problem(error: Any) -> str:
         return f"expected {_EXPECTED[kind]}, got {describe(value)}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
+    if kind == "unknown_kind":
+        got = value.get("kind") if isinstance(value, Mapping) else None
+        return f"{error['msg']}, got {_short(got) if got is not None else 'none'}"
     if kind == "missing":
         return "is required"
     if kind == "literal_error":

@@ -23,8 +23,8 @@ from typing import Any
 
 from mailflow.connection.errors import MailboxAuthError, MailboxUnavailable
 from mailflow.connection.exchange import account_from_config, explain_ews_error, is_ews_auth_failure
-from mailflow.connection.oauth import reject_inline_secrets
-from mailflow.connectors import ConnectorEnv, SyncStateStore, check_keys
+from mailflow.connector_options import EwsSourceOptions, read_options
+from mailflow.connectors import ConnectorEnv, SyncStateStore
 from mailflow.errors import ConfigError
 from mailflow.sources.base import (
     ExchangeMailboxSettings,
@@ -38,10 +38,6 @@ from mailflow.sources.rounds import CursorRound
 
 log = logging.getLogger(__name__)
 
-EWS_KEYS = {"mailbox", "auth", "username", "password_env", "password_file", "tenant_id",
-            "client_id", "client_secret_env", "client_secret_file", "server", "autodiscover",
-            "folder", "processed_folder", "quarantine_folder", "unrelated_folder",
-            "max_message_bytes", "batch_size"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,8 +62,7 @@ class EwsSource(MailboxSource):
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> EwsSource:
-        reject_inline_secrets(options, env)
-        check_keys(options, EWS_KEYS, env.where)
+        options = read_options(EwsSourceOptions, options, env.where)   # every key and type (connector_options.py)
         factory = account_from_config(options, env)
         try:
             settings = EwsSettings(mailbox=str(options["mailbox"]), **folder_options(options, "Inbox"),

@@ -49,8 +49,8 @@ from mailflow.connection.graph import (
     explain_graph_error,
     graph_client_from_config,
 )
-from mailflow.connection.oauth import OAUTH_KEYS, reject_inline_secrets
-from mailflow.connectors import ConnectorEnv, SyncStateStore, check_keys
+from mailflow.connector_options import GraphSourceOptions, read_options
+from mailflow.connectors import ConnectorEnv, SyncStateStore
 from mailflow.errors import ConfigError
 from mailflow.sources.base import (
     ExchangeMailboxSettings,
@@ -64,8 +64,6 @@ from mailflow.sources.rounds import CursorRound
 
 log = logging.getLogger(__name__)
 
-GRAPH_KEYS = {"mailbox", "folder", "processed_folder", "quarantine_folder", "unrelated_folder",
-              "max_message_bytes", "page_size", "timeout", "base_url", "max_retries"} | OAUTH_KEYS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,8 +89,7 @@ class GraphSource(MailboxSource):
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> GraphSource:
-        reject_inline_secrets(options, env)
-        check_keys(options, GRAPH_KEYS, env.where)
+        options = read_options(GraphSourceOptions, options, env.where)   # every key and type (connector_options.py)
         if not options.get("mailbox"):
             raise ConfigError(f"{env.where}: mailbox: required (the address Graph reads)")
         try:

@@ -34,14 +34,13 @@ from imapclient.imapclient import _parse_untagged_response
 
 from mailflow.connection.errors import MailboxAuthError, MailboxUnavailable
 from mailflow.connection.oauth import (
-    OAUTH_KEYS,
     OUTLOOK_SCOPE,
     TokenProvider,
-    reject_inline_secrets,
     token_provider_from_config,
 )
 from mailflow.connection.tls import check_tls_mode, ssl_context_from_options
-from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore, check_keys
+from mailflow.connector_options import ImapOptions, read_options
+from mailflow.connectors import ConnectorEnv, SyncState, SyncStateStore
 from mailflow.errors import ConfigError
 from mailflow.sources.base import InboundMail, MailboxSource, Outcome, folder_options, target_folder
 
@@ -74,10 +73,6 @@ class ImapSettings:
     backoff_max: float = 300.0
 
 
-IMAP_KEYS = {"host", "port", "username", "password_env", "password_file", "auth", "tls", "ca_file",
-             "folder", "processed_folder", "quarantine_folder", "unrelated_folder", "batch_size",
-             "max_message_bytes", "timeout", "idle", "poll_seconds", "idle_renew_seconds",
-             "reconcile_seconds", "backoff_initial", "backoff_max"} | OAUTH_KEYS
 
 
 class ImapSource(MailboxSource):
@@ -118,8 +113,7 @@ class ImapSource(MailboxSource):
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> ImapSource:
         where = env.where
-        reject_inline_secrets(options, env)
-        check_keys(options, IMAP_KEYS, where)
+        options = read_options(ImapOptions, options, env.where)   # every key and type (connector_options.py)
         for key in ("host", "username"):
             if not options.get(key):
                 raise ConfigError(f"{where}: {key}: required for an IMAP mailbox")

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.connector_options import MaildirOptions, read_options
+from mailflow.connectors import ConnectorEnv
 from mailflow.private_files import FILE_MODE, make_private_dir
 from mailflow.sources.base import InboundMail, MailboxSource, Outcome
 
@@ -33,7 +34,7 @@ class MaildirSource(MailboxSource):
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> MaildirSource:
-        check_keys(options, {"path"}, env.where)
+        options = read_options(MaildirOptions, options, env.where)   # every key and type (connector_options.py)
         return cls(env.path(str(options.get("path", "var/mail"))), name=f"maildir:{options.get('path')}")
 
     def fetch(self) -> Iterator[InboundMail]:

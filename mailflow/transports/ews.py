@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mailflow.connection.exchange import account_from_config, explain_ews_error
-from mailflow.connection.oauth import reject_inline_secrets
-from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.connector_options import EwsTransportOptions, read_options
+from mailflow.connectors import ConnectorEnv
 from mailflow.transports.base import (
     MailTransport,
     OutgoingMail,
@@ -25,9 +25,6 @@ from mailflow.transports.base import (
 
 log = logging.getLogger(__name__)
 
-EWS_TRANSPORT_KEYS = {"mailbox", "auth", "username", "password_env", "password_file",
-                      "tenant_id", "client_id", "client_secret_env", "client_secret_file",
-                      "server", "autodiscover"}
 _PERMANENT = {"ErrorInvalidRecipients", "ErrorMissingRecipients", "ErrorMimeContentConversionFailed",
               "ErrorMessageSizeExceeded", "ErrorInvalidSmtpAddress", "ErrorSendAsDenied"}
 
@@ -42,8 +39,7 @@ class EwsTransport(MailTransport):
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> EwsTransport:
-        reject_inline_secrets(options, env)
-        check_keys(options, EWS_TRANSPORT_KEYS, env.where)
+        options = read_options(EwsTransportOptions, options, env.where)   # every key and type (connector_options.py)
         return cls(str(options.get("mailbox", "")), account_from_config(options, env))
 
     def send(self, mail: OutgoingMail) -> None:

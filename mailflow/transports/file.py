@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.connector_options import FileOptions, read_options
+from mailflow.connectors import ConnectorEnv
 from mailflow.private_files import make_private_dir, write_private_atomic
 from mailflow.transports.base import MailTransport, OutgoingMail
 
@@ -26,7 +27,7 @@ class FileTransport(MailTransport):
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> FileTransport:
-        check_keys(options, {"path"}, env.where)
+        options = read_options(FileOptions, options, env.where)   # every key and type (connector_options.py)
         return cls(env.path(str(options.get("path", "var/outbox"))))
 
     def path_for(self, message_id: str) -> Path:

@@ -25,8 +25,8 @@ from mailflow.connection.graph import (
     explain_graph_error,
     graph_client_from_config,
 )
-from mailflow.connection.oauth import OAUTH_KEYS, reject_inline_secrets
-from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.connector_options import GraphTransportOptions, read_options
+from mailflow.connectors import ConnectorEnv
 from mailflow.errors import ConfigError
 from mailflow.transports.base import (
     MailTransport,
@@ -37,7 +37,6 @@ from mailflow.transports.base import (
 
 log = logging.getLogger(__name__)
 
-GRAPH_TRANSPORT_KEYS = {"mailbox", "timeout", "base_url", "max_retries"} | OAUTH_KEYS
 
 
 class GraphTransport(MailTransport):
@@ -50,8 +49,7 @@ class GraphTransport(MailTransport):
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> GraphTransport:
-        reject_inline_secrets(options, env)
-        check_keys(options, GRAPH_TRANSPORT_KEYS, env.where)
+        options = read_options(GraphTransportOptions, options, env.where)   # every key and type (connector_options.py)
         if not options.get("mailbox"):
             raise ConfigError(f"{env.where}: mailbox: required (the address that sends)")
         return cls(str(options["mailbox"]), graph_client_from_config(options, env))

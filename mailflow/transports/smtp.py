@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailflow.connection.oauth import (
-    OAUTH_KEYS,
     OUTLOOK_SCOPE,
     OAuthError,
     TokenProvider,
-    reject_inline_secrets,
     token_provider_from_config,
 )
 from mailflow.connection.tls import check_tls_mode, ssl_context_from_options
-from mailflow.connectors import ConnectorEnv, check_keys
+from mailflow.connector_options import SmtpOptions, read_options
+from mailflow.connectors import ConnectorEnv
 from mailflow.errors import ConfigError
 from mailflow.transports.base import (
     MailTransport,
@@ -38,8 +37,6 @@ from mailflow.transports.base import (
 
 log = logging.getLogger(__name__)
 
-SMTP_KEYS = {"host", "port", "username", "password_env", "password_file", "auth", "tls",
-             "ca_file", "timeout", "local_hostname"} | OAUTH_KEYS
 
 
 @dataclass(frozen=True)
@@ -71,8 +68,7 @@ class SmtpTransport(MailTransport):
     @classmethod
     def from_config(cls, options: Mapping[str, Any], env: ConnectorEnv) -> SmtpTransport:
         where = env.where
-        reject_inline_secrets(options, env)
-        check_keys(options, SMTP_KEYS, where)
+        options = read_options(SmtpOptions, options, env.where)   # every key and type (connector_options.py)
         if not options.get("host"):
             raise ConfigError(f"{where}: host: required for an SMTP transport")
         host = str(options["host"])

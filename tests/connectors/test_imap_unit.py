@@ -151,7 +151,9 @@ def test_from_config(tmp_path) -> None:
     ({"auth": "kerberos"}, "auth: 'kerberos'"),
     ({"auth": "xoauth2"}, "tenant_id"),
     ({"password": "inline"}, "must not be in the file"),
-    ({"batch_size": "lots"}, "not valid"),
+    ({"batch_size": "lots"}, "batch_size: expected an integer, got a string 'lots'"),
+    ({"batch_size": 0}, "batch_size: must be > 0"),
+    ({"idle": "yes"}, "idle: expected true or false"),
 ])
 def test_config_errors_name_the_key(tmp_path, options, message) -> None:
     base = {"kind": "imap", "host": "imap.example.org", "username": USER, "password_file": "pw"}
