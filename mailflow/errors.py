@@ -21,11 +21,6 @@ class NotBuiltYet(MailflowError):
     """A command of the stable CLI contract whose implementation has not landed yet."""
 
 
-def unknown_key_error(where: str, key: str, allowed: set[str] | frozenset[str]) -> ConfigError:
-    """One line for a key the table does not know, with the nearest allowed key if there is one."""
-    return ConfigError(f"{where}: {unknown_key_message(key, allowed)}")
-
-
 def unknown_key_message(key: str, allowed: set[str] | frozenset[str]) -> str:
     """`unknown key 'adress' (did you mean 'address'?)`; a secret written into the file is refused."""
     import difflib

@@ -17,8 +17,6 @@ from typing import Any, Protocol
 from mailflow.connectors import ConnectorEnv
 from mailflow.errors import ConfigError, MailflowError
 
-OAUTH_KEYS = {"tenant_id", "client_id", "client_secret_env", "client_secret_file",
-              "authority_host", "scope"}
 OUTLOOK_SCOPE = "https://outlook.office365.com/.default"   # IMAP, SMTP and EWS in Exchange Online
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
@@ -134,13 +132,6 @@ class MsalTokenProvider:
         with self._lock:
             self._token = None
             self._expires_at = 0.0
-
-
-def reject_inline_secrets(options: Mapping[str, Any], env: ConnectorEnv) -> None:
-    """A secret written into the config file gets the explicit *_env/*_file message."""
-    for name in ("password", "client_secret"):
-        if name in options:
-            env.secret(options, name)
 
 
 def token_provider_from_config(options: Mapping[str, Any], env: ConnectorEnv,

@@ -131,3 +131,39 @@ def test_a_broken_policy_file_stops_the_config_loading(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as err:   # not the policy this partnership uses: run would still load it
         load_config(str(path))
     assert str(err.value) == f"{policies / 'luton.toml'}: calendar: unknown key 'naton' (did you mean 'nation'?)"
+
+
+def test_every_table_of_every_file_is_closed_and_strict() -> None:
+    """Each table the config, a connector, a directory or a policy file can hold is a `Table`: an
+    unknown key is an error and "60" is not 60. A table added later inherits it; this finds one
+    that does not (a plain BaseModel, a dict of anything)."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from mailflow.config import Config
+    from mailflow.connector_options import SOURCE_OPTIONS, TRANSPORT_OPTIONS
+    from mailflow.core.policy import PolicyFile
+    from mailflow.directory import DirectoryFile
+    from mailflow.validation import Table
+
+    def models(annotation: object) -> list[type[BaseModel]]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [m for arg in get_args(annotation) for m in models(arg)]
+
+    seen: set[type[BaseModel]] = set()
+    todo: list[type[BaseModel]] = [Config, PolicyFile, DirectoryFile, *SOURCE_OPTIONS.values(),
+                                   *TRANSPORT_OPTIONS.values()]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        assert issubclass(model, Table), model
+        assert model.model_config.get("extra") == "forbid" and model.model_config.get("strict"), model
+        for field in model.model_fields.values():
+            todo.extend(models(field.annotation))
+    names = {m.__name__ for m in seen}
+    assert {"MailflowSettings", "DaemonSettings", "LimitsSettings", "Partnership", "ImapOptions", "SmtpOptions",
+            "Stage", "Step", "AgencyTable", "DirectoryPartnership"} <= names
