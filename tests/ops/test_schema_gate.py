@@ -157,3 +157,16 @@ def test_workers_starting_together_migrate_once(tmp_path: Path, pg_url: str) -> 
     said = sorted("upgraded" if "upgraded from empty" in out else "current" for out, _ in outs)
     assert said == ["current", "current", "upgraded"], outs
     assert _revision(pg_url) == HEAD
+
+
+@pytest.mark.postgres
+def test_daemons_starting_together_on_an_empty_database_all_start(tmp_path: Path, pg_url: str) -> None:
+    """Three `mailflow run --once` at the same instant on an empty schema: without the lock they
+    would race to create the same tables; with it one migrates and all three complete a pass."""
+    config = write_config(tmp_path, pg_url)
+    procs = [_mailflow(config, "run", "--once", "--at", "2026-12-21T10:00") for _ in range(3)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, out + err
+        assert "SSP: mailbox: nothing new" in out
+    assert _revision(pg_url) == HEAD
