@@ -43,6 +43,7 @@ class Attachment:
     filename: str
     content_type: str
     data: bytes = field(repr=False)
+    content_id: str | None = None   # shown inside the HTML body (`<img src="cid:...">`), not as a file
 
 
 SIGNATURE_HEADER = "X-Mailflow-Signature"
@@ -78,8 +79,15 @@ def compose(mail: RenderedMail, env: Envelope, date: datetime,
         msg[SIGNATURE_HEADER] = env.signature
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
+    html = msg.get_body(("html",))
     for a in attachments:
-        _attach(msg, a)
+        if a.content_id is not None and html is not None:
+            maintype, _, subtype = a.content_type.partition("/")
+            html.add_related(a.data, maintype=maintype, subtype=subtype, cid=f"<{a.content_id}>",  # type: ignore[attr-defined]
+                             filename=a.filename, disposition="inline")
+    for a in attachments:
+        if a.content_id is None:
+            _attach(msg, a)
     return msg
 
 

@@ -1,31 +1,40 @@
-"""The business team's digest: what is open, what falls due, and what needs a person (every
-stalled case, whatever its age: see pipeline/stalls.py), and the last week's events to check.
+"""The business team's digest, the mail they open first every morning: counts by stage and by
+agency, what is overdue and for how long, what falls due in the next two working days, what is
+new and what was resolved since the last digest, what awaits written confirmation, what needs a
+person (every stalled case, whatever its age: see pipeline/stalls.py), quarantined and unverified
+mail, and the watchdog's warnings. With it: a chart of the open cases by stage and age (an inline
+PNG) and the Appendix 1 case resolution summary log as a CSV (pipeline/resolution_log.py).
 
-It names cases by reference, stage and agency only: no personal data.
+Subject and body name cases by reference, stage and agency only; the adult's details appear in
+the CSV only where the partnership's `digest_personal_data` allows.
+
+Scheduled digests go once per period across every worker (pipeline/schedules.py).
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailflow.core.lifecycle import State
-from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage
+from mailflow.charts import open_cases_by_stage_and_age
+from mailflow.composer import Attachment
 from mailflow.pipeline import schedules
 from mailflow.pipeline.notices import business_team
 from mailflow.pipeline.outbox import queue_mail
-from mailflow.pipeline.schedules import due_period, is_claimed
-from mailflow.pipeline.stalls import stall_of
+from mailflow.pipeline.resolution_log import filename, resolution_log
+from mailflow.pipeline.schedules import Period, due_period, is_claimed, latest_due
+from mailflow.queries.overview import Overview, overview
 
 if TYPE_CHECKING:
     from mailflow.app import App, PartnershipRuntime
 
-LOOKBACK = timedelta(days=7)
-ATTENTION = ("needs_routing", "unverified_reply", "final_alert", "bounced", "extension_refused")
+CHART_CID = "open-cases-chart@mailflow"
+LIST_LIMIT = 15          # each list in the digest: this many, then "and N more"
+FIRST_LOOKBACK = timedelta(days=7)   # "new since the last digest" when there has been none and no schedule
 
 
 @dataclass(frozen=True)
@@ -34,75 +43,89 @@ class Digest:
     subject: str
     text: str
     html: str
+    overview: Overview
+    chart_png: bytes | None      # None when there is no open case to draw
+    csv: bytes
+    csv_name: str
+
+    @property
+    def attachments(self) -> list[Attachment]:
+        out = [Attachment(self.csv_name, "text/csv", self.csv)]
+        if self.chart_png is not None:
+            out.insert(0, Attachment("open-cases.png", "image/png", self.chart_png, content_id=CHART_CID))
+        return out
+
+    def preview_html(self) -> str:
+        """The HTML with the chart inlined as a data: URI, for a browser (no mail client to resolve cid:)."""
+        if self.chart_png is None:
+            return self.html
+        data = base64.b64encode(self.chart_png).decode("ascii")
+        return self.html.replace(f"cid:{CHART_CID}", f"data:image/png;base64,{data}")
+
+
+@dataclass(frozen=True)
+class _Parts:
     context: dict[str, Any]
+    overview: Overview
+    chart_png: bytes | None
+    csv: bytes
+    csv_name: str
+
+    def attachments(self) -> list[Attachment]:
+        return Digest("", "", "", "", self.overview, self.chart_png, self.csv, self.csv_name).attachments
 
 
-def digest_context(rt: PartnershipRuntime, now: datetime) -> dict[str, Any]:
-    with rt.app.db.transaction() as s:
-        return _context(s, rt, now)
+def _parts(s: Session, rt: PartnershipRuntime, now: datetime, late_since: datetime | None,
+           since: datetime | None) -> _Parts:
+    since = since or last_digest_at(s, rt, now)
+    view = overview(s, rt, now, since, limit=LIST_LIMIT)
+    stage_names = {st.number: f"Stage {st.number}" for st in rt.policy.stages}
+    chart = (open_cases_by_stage_and_age(view.age_by_stage, view.age_bands, stage_names)
+             if view.age_by_stage else None)
+    csv = resolution_log(s, rt.prefix, since, rt.config.digest_personal_data, stage_names)
+    context: dict[str, Any] = {
+        "now": now, "o": view, "late_since": late_since,
+        "stage_titles": {st.number: st.title for st in rt.policy.stages},
+        "chart_cid": CHART_CID if chart is not None else None, "csv_name": filename(rt.prefix, now),
+        "personal_data": rt.config.digest_personal_data, "duration": duration,
+    }
+    return _Parts(context, view, chart, csv, filename(rt.prefix, now))
 
 
-def _context(s: Session, rt: PartnershipRuntime, now: datetime) -> dict[str, Any]:
-    cal = rt.policy.calendar
-    horizon = cal.add_working_days(now, 5).at
-    since = now - LOOKBACK
-    if True:
-        cases = s.scalars(select(Case).where(Case.partnership == rt.prefix).order_by(Case.id)).all()
-        live = [c for c in cases if c.state in (State.OPEN, State.RESOLVED, State.INCOMPLETE)]
-        due = s.execute(select(Deadline, Case.reference).join(Case, Deadline.case_id == Case.id).where(
-            Case.partnership == rt.prefix, Deadline.state == "pending", Deadline.action != "remind",
-            Deadline.due_at <= horizon).order_by(Deadline.due_at)).all()
-        attention = s.execute(select(Event, Case.reference).join(Case, Event.case_id == Case.id).where(
-            Case.partnership == rt.prefix, Event.action.in_(ATTENTION), Event.at > since)
-            .order_by(Event.at)).all()
-        quarantined = s.scalar(select(InboundMessage.id).where(
-            InboundMessage.partnership == rt.prefix, InboundMessage.outcome == "quarantined",
-            InboundMessage.received_at > since).limit(1)) is not None
-        quarantined_count = len(s.scalars(select(InboundMessage.id).where(
-            InboundMessage.partnership == rt.prefix, InboundMessage.outcome == "quarantined",
-            InboundMessage.received_at > since)).all()) if quarantined else 0
-        failed = len(s.scalars(select(OutboxMessage.id).where(
-            OutboxMessage.partnership == rt.prefix, OutboxMessage.state.in_(("failed", "bounced")),
-            OutboxMessage.created_at > since)).all())
-        stalled = [(c, stall) for c in live if (stall := stall_of(rt, c)) is not None]
-        by_stage: dict[int, int] = {}
-        for c in live:
-            if c.state == State.OPEN:
-                by_stage[c.stage] = by_stage.get(c.stage, 0) + 1
-        return {
-            "now": now, "since": since,
-            "open_by_stage": sorted(by_stage.items()),
-            "resolved_awaiting": [c.reference for c in live if c.state == State.RESOLVED],
-            "incomplete": [c.reference for c in live if c.state == State.INCOMPLETE],
-            "urgent": [c.reference for c in live if c.urgent],
-            # References, stages and what is awaited only: no personal data in a digest.
-            "stalled": [{"reference": c.reference, "stage": c.stage, "kind": st.kind, "what": st.label,
-                         "since": st.since} for c, st in stalled],
-            "due": [{"reference": ref, "stage": d.stage, "step": d.step, "action": d.action, "due": d.due_at,
-                     "overdue": d.due_at <= now} for d, ref in due],
-            "attention": [{"reference": ref, "what": e.action.replace("_", " "), "at": e.at,
-                           "detail": e.detail.get("problem") or "; ".join(e.detail.get("reasons", []))}
-                          for e, ref in attention],
-            "closed_recently": [c.reference for c in cases
-                                if c.state in (State.CLOSED, State.WITHDRAWN) and c.closed_at and c.closed_at > since],
-            "quarantined": quarantined_count, "failed_mail": failed,
-        }
+def build_digest(s: Session, rt: PartnershipRuntime, now: datetime, late_since: datetime | None = None,
+                 since: datetime | None = None) -> Digest:
+    """The digest of one partnership as of `now`, in the caller's transaction."""
+    parts = _parts(s, rt, now, late_since, since)
+    mail = rt.renderer.render("digest", {"partnership": rt.config, "policy": rt.policy, **parts.context})
+    return Digest(rt.prefix, mail.subject, mail.text, mail.html, parts.overview, parts.chart_png, parts.csv,
+                  parts.csv_name)
+
+
+def last_digest_at(s: Session, rt: PartnershipRuntime, now: datetime) -> datetime:
+    """When the business team last had a digest: the last one sent before `now`, else the period
+    before the latest scheduled one, else a week ago."""
+    last = schedules.last_claim(s, rt.prefix, "digest", before=now)
+    if last is not None and last.claimed_at < now:
+        return last.claimed_at
+    trigger = rt.app.config.daemon.digest_cron.trigger
+    current = latest_due(trigger, now)
+    previous = latest_due(trigger, current - timedelta(seconds=1)) if current is not None else None
+    return previous or now - FIRST_LOOKBACK
 
 
 def render_digests(app: App, now: datetime) -> list[Digest]:
+    """Every partnership's digest as of `now`, sending nothing (`mailflow digest --preview`)."""
     out = []
     for rt in app.runtimes():
-        ctx = digest_context(rt, now)
-        mail = rt.renderer.render("digest", {"partnership": rt.config, "policy": rt.policy, "late_since": None, **ctx})
-        out.append(Digest(rt.prefix, mail.subject, mail.text, mail.html, ctx))
+        with app.db.transaction() as s:
+            out.append(build_digest(s, rt, now))
     return out
 
 
 def send_due_digests(app: App, now: datetime) -> list[str]:
     """Each partnership's scheduled digest, once per period across every worker: the period is
     claimed in the transaction that queues the mail. Returns the prefixes sent by this call."""
-    trigger = app.config.daemon.digest_cron.trigger   # built when the config loaded
-    period = due_period(trigger, now)
+    period = due_period(app.config.daemon.digest_cron.trigger, now)   # built when the config loaded
     sent: list[str] = []
     if period is None:
         return sent
@@ -110,12 +133,7 @@ def send_due_digests(app: App, now: datetime) -> list[str]:
         with app.db.transaction() as s:
             if is_claimed(s, rt.prefix, "digest", period.key):   # the usual case: no insert tried
                 continue
-        with app.db.transaction() as s:
-            if not schedules.claim(s, rt.prefix, "digest", period.key, period.due_at, now, late=period.late):
-                continue   # another worker has it
-            ctx = _context(s, rt, now)
-            ctx["late_since"] = period.due_at if period.late else None
-            queue_mail(s, rt, kind="digest", to=business_team(rt), now=now, context=ctx)
+        if _send(app, rt, now, period):
             sent.append(rt.prefix)
     return sent
 
@@ -123,13 +141,28 @@ def send_due_digests(app: App, now: datetime) -> list[str]:
 def send_digests(app: App, now: datetime) -> int:
     """Send a digest now, outside the schedule (`mailflow digest`); recorded as a manual period,
     so the next digest's "new since the last digest" counts from it."""
-    sent = 0
-    for rt in app.runtimes():
-        with app.db.transaction() as s:
-            if not schedules.claim(s, rt.prefix, "digest", f"manual {now.isoformat()}", now, now):
-                continue
-            ctx = _context(s, rt, now)
-            ctx["late_since"] = None
-            if queue_mail(s, rt, kind="digest", to=business_team(rt), now=now, context=ctx) is not None:
-                sent += 1
-    return sent
+    return sum(_send(app, rt, now, None) for rt in app.runtimes())
+
+
+def _send(app: App, rt: PartnershipRuntime, now: datetime, period: Period | None) -> bool:
+    key = period.key if period is not None else f"manual {now.isoformat()}"
+    due = period.due_at if period is not None else now
+    late = period is not None and period.late
+    with app.db.transaction() as s:
+        since = last_digest_at(s, rt, now)   # before this period's own claim
+        if not schedules.claim(s, rt.prefix, "digest", key, due, now, late=late):
+            return False   # another worker has it: normal, not an error
+        parts = _parts(s, rt, now, due if late else None, since)
+        return queue_mail(s, rt, kind="digest", to=business_team(rt), now=now, context=parts.context,
+                          attachments=parts.attachments()) is not None
+
+
+def duration(delta: timedelta) -> str:
+    """"3 days", "5 hours", "40 minutes": how long, for a person."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} hours"
+    return f"{hours // 24} days"

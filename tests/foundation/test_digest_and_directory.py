@@ -21,8 +21,8 @@ def test_digest_lists_cases_by_reference_without_personal_data(app: App, clock: 
     ingest_one(rt, InboundMail(make_form("zoe.sample@awp.nhs.example.org", omit=("disagreement_summary",)), "test:2"))
     clock.set(clock.now().replace(day=29, hour=9))
     digest = render_digests(app, clock.now())[0]
-    assert "Stage 1: 1" in digest.text
-    assert "Incomplete drafts waiting for the raiser: SSP-2026-0002" in digest.text
+    assert "Open cases by stage: Stage 1: 1" in digest.text
+    assert "Open: 1; resolved, awaiting written confirmation: 0; incomplete drafts: 1" in digest.text
     assert "SSP-2026-0001  Stage 1 resolve (escalate) due Wednesday 30 December 2026, 5pm" in digest.text
     for personal in ("Ada", "Testperson", "1951", "Example Road"):
         assert personal not in digest.text and personal not in digest.html and personal not in digest.subject
@@ -54,3 +54,20 @@ def test_directory_matching_and_check(tmp_path: Path, capsys) -> None:  # type: 
     assert main(["--config", str(config), "directory", "check"]) == 1  # readable, with gaps to fix
     out = capsys.readouterr().out
     assert "'Nowhere Trust': no mail domains" in out and "no senior_manager contact" in out
+
+
+def test_digest_html_preview_has_its_chart_inline(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    assert main(["--config", str(config), "ingest", str(_form_file(tmp_path)), "--at", "2026-12-21T10:00"]) == 0
+    preview = tmp_path / "digest.html"
+    assert main(["--config", str(config), "digest", "--at", "2026-12-22T08:00", "--preview", str(preview)]) == 0
+    html = preview.read_text()
+    assert 'src="data:image/png;base64,' in html and "cid:" not in html
+    assert "Escalations digest for Tuesday 22 December 2026, 8am" in html
+
+
+def _form_file(tmp_path: Path) -> Path:
+    path = tmp_path / "form.eml"
+    path.write_bytes(make_form())
+    return path

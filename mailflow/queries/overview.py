@@ -1,0 +1,420 @@
+"""The partnership at a glance: the read model behind the business team's digest and the web
+console's dashboard. Aggregates are computed by the database; lists come back capped (`Capped`:
+the first `limit` items and the full count, for "and N more"), and only the columns they need
+are read, so a partnership with 10^5 cases is summarised in well under a second.
+
+Cases are named by reference, stage and agency only: nothing here carries an adult's details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from sqlalchemy import and_, case, distinct, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from mailflow.core.calendar import WorkingCalendar
+from mailflow.core.lifecycle import State
+from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage, Participant, ScheduleClaim
+
+if TYPE_CHECKING:
+    from mailflow.app import PartnershipRuntime
+
+T = TypeVar("T")
+
+LIVE = (State.OPEN.value, State.RESOLVED.value)
+# Ages of open cases (from when each was opened), for the chart and the dashboard.
+AGE_BANDS: tuple[tuple[str, int | None], ...] = (
+    ("under 1 week", 7), ("1-2 weeks", 14), ("2-4 weeks", 28), ("over 4 weeks", None))
+TO_CHECK = ("unverified_reply", "bounced", "extension_refused", "needs_routing")
+NOT_IDENTIFIED = "(agency not identified)"
+
+
+@dataclass(frozen=True)
+class Capped(Generic[T]):
+    """The first items of a list and how many there are in all."""
+
+    items: tuple[T, ...]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.items)
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.items)
+
+
+@dataclass(frozen=True)
+class StageCount:
+    stage: int
+    open: int
+    urgent: int
+
+
+@dataclass(frozen=True)
+class AgencyCount:
+    agency: str
+    raised: int      # live cases this agency raised
+    received: int    # live cases raised with this agency
+
+    @property
+    def total(self) -> int:
+        return self.raised + self.received
+
+
+@dataclass(frozen=True)
+class OverdueCase:
+    reference: str
+    stage: int
+    state: str
+    step: str
+    action: str
+    due_at: datetime
+    overdue_by: timedelta
+    working_days: int     # working days since it fell due
+
+
+@dataclass(frozen=True)
+class DueCase:
+    reference: str
+    stage: int
+    step: str
+    action: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class NewCase:
+    reference: str
+    state: str
+    stage: int
+    urgent: bool
+    opened_at: datetime
+    raised_by: str | None
+    raised_with: str | None
+
+
+@dataclass(frozen=True)
+class ResolvedCase:
+    reference: str
+    stage: int
+    state: str
+    resolved_at: datetime
+    took: timedelta
+    working_days: int
+
+
+@dataclass(frozen=True)
+class AwaitingConfirmation:
+    reference: str
+    stage: int
+    resolved_at: datetime
+    handed_over: bool   # chased and still not confirmed: the business team holds it
+
+
+@dataclass(frozen=True)
+class StalledCase:
+    reference: str
+    stage: int
+    kind: str
+    label: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class CheckEvent:
+    reference: str
+    what: str
+    at: datetime
+    detail: str
+
+
+@dataclass(frozen=True)
+class WatchdogWarning:
+    code: str
+    message: str
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class Overview:
+    partnership: str
+    at: datetime
+    since: datetime                       # "new" and "resolved" count from here (the last digest)
+    by_state: dict[str, int]
+    by_stage: tuple[StageCount, ...]
+    by_agency: Capped[AgencyCount]
+    age_bands: tuple[str, ...]
+    age_by_stage: dict[int, tuple[int, ...]]   # stage -> open cases per age band
+    overdue: Capped[OverdueCase]
+    due_soon: Capped[DueCase]
+    due_until: datetime
+    new: Capped[NewCase]
+    resolved: Capped[ResolvedCase]
+    awaiting_confirmation: Capped[AwaitingConfirmation]
+    stalled: Capped[StalledCase]
+    to_check: Capped[CheckEvent]
+    quarantined_waiting: int              # messages held in quarantine, not yet released or discarded
+    quarantined_new: int                  # of which quarantined since `since`
+    unverified_new: int                   # replies kept as unverified notes since `since`
+    failed_mail: int                      # outgoing mail failed or bounced since `since`
+    watchdog: tuple[WatchdogWarning, ...] = field(default_factory=tuple)
+
+    @property
+    def open_total(self) -> int:
+        return self.by_state.get(State.OPEN.value, 0)
+
+    @property
+    def urgent_total(self) -> int:
+        return sum(s.urgent for s in self.by_stage)
+
+
+def overview(s: Session, rt: PartnershipRuntime, now: datetime, since: datetime, limit: int = 15) -> Overview:
+    """The partnership `rt` as of `now`; "new", "resolved" and the checks count from `since`."""
+    p = rt.prefix
+    cal = rt.policy.calendar
+    due_until = cal.add_working_days(now, 2).at
+    return Overview(
+        partnership=p, at=now, since=since,
+        by_state=_by_state(s, p),
+        by_stage=_by_stage(s, p),
+        by_agency=_by_agency(s, p, limit),
+        age_bands=tuple(label for label, _ in AGE_BANDS),
+        age_by_stage=_age_by_stage(s, p, now),
+        overdue=_overdue(s, p, now, cal, limit),
+        due_soon=_due_soon(s, p, now, due_until, limit), due_until=due_until,
+        new=_new(s, p, since, limit),
+        resolved=_resolved(s, p, since, cal, limit),
+        awaiting_confirmation=_awaiting_confirmation(s, p, limit),
+        stalled=_stalled(s, rt, limit),
+        to_check=_to_check(s, p, since, limit),
+        quarantined_waiting=_count(s, select(func.count(InboundMessage.id)).where(
+            InboundMessage.partnership == p, InboundMessage.outcome == "quarantined")),
+        quarantined_new=_count(s, select(func.count(InboundMessage.id)).where(
+            InboundMessage.partnership == p, InboundMessage.outcome == "quarantined",
+            InboundMessage.received_at > since)),
+        unverified_new=_count(s, select(func.count(Event.id)).join(Case, Event.case_id == Case.id).where(
+            Case.partnership == p, Event.action == "unverified_reply", Event.at > since)),
+        failed_mail=_count(s, select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.partnership == p, OutboxMessage.state.in_(("failed", "bounced")),
+            OutboxMessage.created_at > since)),
+        watchdog=watchdog_warnings(s, p),
+    )
+
+
+def working_days_between(cal: WorkingCalendar, start: datetime, end: datetime) -> int:
+    """Working days after `start`'s day up to and including `end`'s day (UK local dates)."""
+    first, last = cal.local(start).date(), cal.local(end).date()
+    n, day = 0, first
+    while day < last:
+        day = date.fromordinal(day.toordinal() + 1)
+        n += cal.is_working_day(day)
+    return n
+
+
+def watchdog_warnings(s: Session, partnership: str) -> tuple[WatchdogWarning, ...]:
+    """The problems the watchdog last recorded for the partnership (none: healthy or never checked)."""
+    row = s.scalars(select(ScheduleClaim).where(ScheduleClaim.partnership == partnership,
+                                                ScheduleClaim.kind == "watchdog")
+                    .order_by(ScheduleClaim.due_at.desc(), ScheduleClaim.id.desc()).limit(1)).first()
+    if row is None:
+        return ()
+    return tuple(WatchdogWarning(p.get("code", ""), p.get("message", ""),
+                                 datetime.fromisoformat(p["since"]) if p.get("since") else None)
+                 for p in row.detail.get("problems", []))
+
+
+# ---------------------------------------------------------------------------- the queries
+
+def _count(s: Session, stmt) -> int:  # type: ignore[no-untyped-def]
+    return int(s.scalar(stmt) or 0)
+
+
+def _aware(at: datetime) -> datetime:
+    from datetime import UTC
+
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)   # SQLite's aggregates lose the zone
+
+
+def _by_state(s: Session, p: str) -> dict[str, int]:
+    rows = s.execute(select(Case.state, func.count(Case.id)).where(Case.partnership == p).group_by(Case.state))
+    return {state: n for state, n in rows}
+
+
+def _by_stage(s: Session, p: str) -> tuple[StageCount, ...]:
+    rows = s.execute(select(Case.stage, func.count(Case.id), func.sum(case((Case.urgent, 1), else_=0)))
+                     .where(Case.partnership == p, Case.state == State.OPEN.value)
+                     .group_by(Case.stage).order_by(Case.stage))
+    return tuple(StageCount(stage, n, int(urgent or 0)) for stage, n, urgent in rows)
+
+
+def _age_by_stage(s: Session, p: str, now: datetime) -> dict[int, tuple[int, ...]]:
+    whens = [(Case.opened_at > now - timedelta(days=days), i)
+             for i, (_, days) in enumerate(AGE_BANDS) if days is not None]
+    band = case(*whens, else_=len(AGE_BANDS) - 1)
+    rows = s.execute(select(Case.stage, band, func.count(Case.id))
+                     .where(Case.partnership == p, Case.state == State.OPEN.value).group_by(Case.stage, band))
+    out: dict[int, list[int]] = {}
+    for stage, i, n in rows:
+        out.setdefault(stage, [0] * len(AGE_BANDS))[int(i)] += n
+    return {stage: tuple(counts) for stage, counts in sorted(out.items())}
+
+
+def _by_agency(s: Session, p: str, limit: int) -> Capped[AgencyCount]:
+    agency = func.coalesce(Participant.agency, NOT_IDENTIFIED)
+    rows = s.execute(select(agency, Participant.side, func.count(distinct(Participant.case_id)))
+                     .join(Case, Participant.case_id == Case.id)
+                     .where(Case.partnership == p, Case.state.in_(LIVE), Participant.side.in_(("raiser", "other")))
+                     .group_by(agency, Participant.side))
+    counts: dict[str, list[int]] = {}
+    for name, side, n in rows:
+        counts.setdefault(name, [0, 0])[0 if side == "raiser" else 1] += n
+    ordered = sorted((AgencyCount(a, r, w) for a, (r, w) in counts.items()), key=lambda c: (-c.total, c.agency))
+    return Capped(tuple(ordered[:limit]), len(ordered))
+
+
+def _overdue_filter(p: str, now: datetime):  # type: ignore[no-untyped-def]
+    """A live case's deadline of its current stage (since the stage started; for a resolved case,
+    since the resolution) whose time has passed: not yet acted on, or acted on (a chase, an
+    overdue notice, a final alert, a hold) without the case moving on."""
+    start = case((Case.state == State.RESOLVED.value, Case.resolved_at), else_=Case.stage_started_at)
+    return and_(Case.partnership == p, Case.state.in_(LIVE), Deadline.case_id == Case.id,
+                # `|| ''`: through the case's own deadlines (index on case_id), never a range of the
+                # (state, due) index, which holds every deadline ever done
+                Deadline.stage == Case.stage, Deadline.state.concat("").in_(("pending", "done")),
+                Deadline.action != "remind", Deadline.due_at <= now, Deadline.due_at >= start)
+
+
+def _overdue(s: Session, p: str, now: datetime, cal: WorkingCalendar, limit: int) -> Capped[OverdueCase]:
+    # Per live case, its first overdue deadline, looked up through the case's own deadlines (the
+    # done deadlines of every closed case are never read), counted and ordered here (a few
+    # numbers a case); the details for the first few only.
+    first_due = (select(func.min(Deadline.due_at)).where(_overdue_filter(p, now))
+                 .correlate(Case).scalar_subquery())
+    rows = s.execute(select(Case.id, first_due).where(Case.partnership == p, Case.state.in_(LIVE))).all()
+    grouped = [(_aware(due), cid) for cid, due in rows if due is not None]
+    first = sorted(grouped)[:limit]
+    if not first:
+        return Capped((), len(grouped))
+    ids = [cid for _, cid in first]
+    cases = {c.id: c for c in s.execute(select(Case.id, Case.reference, Case.stage, Case.state)
+                                        .where(Case.id.in_(ids)))}
+    steps: dict[int, tuple[str, str]] = {}
+    for cid, step, action in s.execute(select(Deadline.case_id, Deadline.step, Deadline.action)
+                                       .join(Case, Deadline.case_id == Case.id)
+                                       .where(_overdue_filter(p, now), Deadline.case_id.in_(ids))
+                                       .order_by(Deadline.due_at, Deadline.id)):
+        steps.setdefault(cid, (step, action))
+    items = []
+    for due, cid in first:
+        c = cases[cid]
+        step, action = steps[cid]
+        items.append(OverdueCase(c.reference, c.stage, c.state, step, action, due, now - due,
+                                 working_days_between(cal, due, now)))
+    return Capped(tuple(items), len(grouped))
+
+
+def _due_soon(s: Session, p: str, now: datetime, until: datetime, limit: int) -> Capped[DueCase]:
+    where = and_(Case.partnership == p, Case.state.in_(LIVE), Deadline.state == "pending",
+                 Deadline.action != "remind", Deadline.due_at > now, Deadline.due_at <= until)
+    total = _count(s, select(func.count(Deadline.id)).join(Case, Deadline.case_id == Case.id).where(where))
+    rows = s.execute(select(Case.reference, Deadline.stage, Deadline.step, Deadline.action, Deadline.due_at)
+                     .join(Case, Deadline.case_id == Case.id).where(where)
+                     .order_by(Deadline.due_at, Deadline.id).limit(limit))
+    return Capped(tuple(DueCase(ref, stage, step, action, _aware(due)) for ref, stage, step, action, due in rows),
+                  total)
+
+
+def _new(s: Session, p: str, since: datetime, limit: int) -> Capped[NewCase]:
+    # (opened_at, id) from the overview index, the few rows shown by id: no plan reads every case.
+    keys = s.execute(select(Case.opened_at, Case.id).where(Case.partnership == p, Case.opened_at > since)).all()
+    ids = [cid for _, cid in sorted((_aware(at), cid) for at, cid in keys)[:limit]]
+    found = {r.id: r for r in s.execute(select(Case.id, Case.reference, Case.state, Case.stage, Case.urgent,
+                                                Case.opened_at).where(Case.id.in_(ids)))} if ids else {}
+    agencies = _agencies(s, ids)
+    return Capped(tuple(NewCase(r.reference, r.state, r.stage, r.urgent, _aware(r.opened_at),
+                                agencies.get((r.id, "raiser")), agencies.get((r.id, "other")))
+                        for r in (found[i] for i in ids)), len(keys))
+
+
+def _agencies(s: Session, case_ids: Sequence[int]) -> dict[tuple[int, str], str]:
+    """The raising and receiving agencies of a few cases (the first named on each side)."""
+    out: dict[tuple[int, str], str] = {}
+    if not case_ids:
+        return out
+    for cid, role, agency in s.execute(select(Participant.case_id, Participant.side, Participant.agency)
+                                       .where(Participant.case_id.in_(case_ids),
+                                              Participant.side.in_(("raiser", "other")),
+                                              Participant.agency.is_not(None)).order_by(Participant.id)):
+        out.setdefault((cid, role), agency or "")
+    return out
+
+
+def _resolved(s: Session, p: str, since: datetime, cal: WorkingCalendar, limit: int) -> Capped[ResolvedCase]:
+    where = and_(Case.partnership == p, Case.resolved_at > since,
+                 Case.state.in_((State.RESOLVED.value, State.CLOSED.value)))
+    total = _count(s, select(func.count(Case.id)).where(where))
+    rows = s.execute(select(Case.reference, Case.stage, Case.state, Case.opened_at, Case.resolved_at)
+                     .where(where).order_by(Case.resolved_at, Case.id).limit(limit))
+    items = []
+    for ref, stage, state, opened, resolved in rows:
+        opened, resolved = _aware(opened), _aware(resolved or opened)
+        items.append(ResolvedCase(ref, stage, state, resolved, resolved - opened,
+                                  working_days_between(cal, opened, resolved)))
+    return Capped(tuple(items), total)
+
+
+def _awaiting_confirmation(s: Session, p: str, limit: int) -> Capped[AwaitingConfirmation]:
+    where = and_(Case.partnership == p, Case.state == State.RESOLVED.value)
+    total = _count(s, select(func.count(Case.id)).where(where))
+    rows = s.execute(select(Case.id, Case.reference, Case.stage, Case.resolved_at)
+                     .where(where).order_by(Case.resolved_at, Case.id).limit(limit)).all()
+    handed = set(s.scalars(select(Event.case_id).join(Case, Event.case_id == Case.id).where(
+        Event.case_id.in_([r.id for r in rows]), Event.action == "confirmation_handed_over",
+        Event.at >= Case.resolved_at))) if rows else set()
+    return Capped(tuple(AwaitingConfirmation(r.reference, r.stage, _aware(r.resolved_at), r.id in handed)
+                        for r in rows), total)
+
+
+def _stalled(s: Session, rt: PartnershipRuntime, limit: int) -> Capped[StalledCase]:
+    """Cases waiting on a person (pipeline/stalls.py). Only cases that ever asked for routing, had
+    a final alert or were handed over can be stalled: the rule runs on those, not on every case."""
+    from mailflow.pipeline.stalls import stall_of
+
+    candidates = select(Event.case_id).distinct().join(Case, Event.case_id == Case.id).where(
+        Case.partnership == rt.prefix, Case.state.in_(LIVE),
+        Event.action.in_(("needs_routing", "final_alert", "confirmation_handed_over")))
+    ids = list(s.scalars(candidates))
+    found: list[StalledCase] = []
+    for chunk in range(0, len(ids), 500):
+        cases = s.scalars(select(Case).where(Case.id.in_(ids[chunk:chunk + 500]))
+                          .options(selectinload(Case.events), selectinload(Case.participants))).all()
+        for c in cases:
+            stall = stall_of(rt, c)
+            if stall is not None:
+                found.append(StalledCase(c.reference, c.stage, stall.kind, stall.label, _aware(stall.since)))
+            for obj in (c, *c.events, *c.participants):   # a few hundred at a time in memory
+                s.expunge(obj)
+    found.sort(key=lambda c: (c.since, c.reference))
+    return Capped(tuple(found[:limit]), len(found))
+
+
+def _to_check(s: Session, p: str, since: datetime, limit: int) -> Capped[CheckEvent]:
+    where = and_(Case.partnership == p, Event.action.in_(TO_CHECK), Event.at > since,
+                 or_(Event.action != "needs_routing", Case.state.in_(LIVE)))
+    total = _count(s, select(func.count(Event.id)).join(Case, Event.case_id == Case.id).where(where))
+    rows = s.execute(select(Case.reference, Event.action, Event.at, Event.detail)
+                     .join(Case, Event.case_id == Case.id).where(where).order_by(Event.at, Event.id).limit(limit))
+    items = []
+    for ref, action, at, detail in rows:
+        detail = detail if isinstance(detail, dict) else {}
+        text = detail.get("problem") or "; ".join(str(r) for r in detail.get("reasons", []))
+        items.append(CheckEvent(ref, action.replace("_", " "), _aware(at), str(text)[:200]))
+    return Capped(tuple(items), total)
