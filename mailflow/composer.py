@@ -83,7 +83,7 @@ def compose(mail: RenderedMail, env: Envelope, date: datetime,
     for a in attachments:
         if a.content_id is not None and html is not None:
             maintype, _, subtype = a.content_type.partition("/")
-            html.add_related(a.data, maintype=maintype, subtype=subtype, cid=f"<{a.content_id}>",  # type: ignore[attr-defined]
+            html.add_related(a.data, maintype=maintype, subtype=subtype, cid=f"<{a.content_id}>",
                              filename=a.filename, disposition="inline")
     for a in attachments:
         if a.content_id is None:

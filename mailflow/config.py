@@ -346,20 +346,6 @@ def embedded_default(base_dir: Path | None = None) -> Config:
     return parse_config(data, None, base_dir=base)
 
 
-# The allowed keys of each table (a new setting is one line here and one in config.example.toml).
-_TABLES = ("mailflow", "daemon", "limits", "partnership")
-_MAILFLOW_KEYS: dict[str, type | tuple[type, ...]] = {
-    "database_url": str, "var_dir": str, "policies_dir": str, "templates_dir": str,
-    "secret_env": str, "secret_file": str, "message_id_domain": str,
-}
-_PARTNERSHIP_KEYS: dict[str, type | tuple[type, ...]] = {
-    "name": str, "prefix": str, "policy": str, "address": str, "business_team": list,
-    "directory": str, "subject_prefix": str, "templates_dir": str, "mailbox": dict, "transport": dict,
-    "send_form_with_escalations": bool, "digest_personal_data": bool,
-}
-_PARTNERSHIP_REQUIRED = ("name", "prefix", "policy", "address", "business_team", "mailbox", "transport")
-
-
 def parse_config(data: Mapping[str, Any], path: Path | None, base_dir: Path | None = None) -> Config:
     where = str(path) if path else EMBEDDED
     base = (base_dir or (path.parent if path else Path.cwd())).resolve()
@@ -374,40 +360,6 @@ def parse_config(data: Mapping[str, Any], path: Path | None, base_dir: Path | No
     _check_policies_exist(config, where)
     _check_directories(config)
     return config
-
-
-def _partnership(raw: Any, index: int, where: str, rel: Any) -> Partnership:
-    label = f"[[partnership]] #{index + 1}"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {label}: expected a table")
-    _only(raw, set(_PARTNERSHIP_KEYS), where, label)
-    _types(raw, _PARTNERSHIP_KEYS, where, label)
-    for key in _PARTNERSHIP_REQUIRED:
-        if key not in raw:
-            raise ConfigError(f"{where}: {label}: missing required key '{key}'")
-    if not _PREFIX.match(raw["prefix"]):
-        raise ConfigError(f"{where}: {label} prefix: {raw['prefix']!r} must be 2-10 capitals/digits, "
-                          "starting with a letter (e.g. SSP)")
-    for addr in [raw["address"], *raw["business_team"]]:
-        if not isinstance(addr, str) or not _EMAIL.match(addr):
-            raise ConfigError(f"{where}: {label}: {addr!r} is not an email address")
-    for key in ("mailbox", "transport"):
-        if "kind" not in raw[key]:
-            raise ConfigError(f"{where}: {label} {key}: missing 'kind'")
-    directory = rel(raw.get("directory"))
-    if directory is not None and not directory.is_file():
-        raise ConfigError(f"{where}: {label} directory: {directory} is not a readable file")
-    templates = rel(raw.get("templates_dir"))
-    if templates is not None and not templates.is_dir():
-        raise ConfigError(f"{where}: {label} templates_dir: {templates} is not a readable directory")
-    return Partnership(
-        name=raw["name"], prefix=raw["prefix"], policy=raw["policy"], address=raw["address"],
-        business_team=tuple(raw["business_team"]), mailbox=dict(raw["mailbox"]),
-        transport=dict(raw["transport"]), directory=directory,
-        subject_prefix=raw.get("subject_prefix", ""), templates_dir=templates, index=index,
-        send_form_with_escalations=raw.get("send_form_with_escalations", True),
-        digest_personal_data=raw.get("digest_personal_data", False),
-    )
 
 
 def _check_policies_exist(config: Config, where: str) -> None:

@@ -1,1 +1,1 @@
-"""Read models shared by the digest, the reports and the web console: typed results, aggregates in SQL."""
+"""Read models shared by the command line and the web console: aggregates computed in SQL."""
