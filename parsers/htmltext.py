@@ -105,13 +105,26 @@ def _walk(node: Tag, out: list[str], strike: bool) -> None:
             out.append("\n")
 
 
+def _within(node: Tag, names: set[str], stop: str) -> list[Tag]:
+    """Descendants of `node` named in `names`, in document order, not looking inside any `stop`
+    element below it: one pass, where find_all + find_parent per hit searched again and again."""
+    found: list[Tag] = []
+    pending = [c for c in reversed(node.contents) if isinstance(c, Tag)]
+    while pending:
+        tag = pending.pop()
+        if tag.name in names:
+            found.append(tag)
+        if tag.name != stop:
+            pending.extend(c for c in reversed(tag.contents) if isinstance(c, Tag))
+    return found
+
+
 def _table(table: Tag, out: list[str], strike: bool) -> None:
     out.append("\n")
-    for row in table.find_all("tr"):
-        # Rows of nested tables are handled by their own table.
-        if row.find_parent("table") is not table:
-            continue
-        cells = [c for c in row.find_all(["td", "th"]) if c.find_parent("tr") is row]
+    # Rows of nested tables are handled by their own table; a row's cells are those whose
+    # nearest row is it.
+    for row in _within(table, {"tr"}, stop="table"):
+        cells = _within(row, {"td", "th"}, stop="tr")
         texts = []
         for c in cells:
             if c.find("table"):
