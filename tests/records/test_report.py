@@ -127,3 +127,19 @@ def test_bad_dates_are_a_usage_error(tmp_path: Path, h: Harness, capsys: pytest.
     assert main(["--config", config, "report", "--from", "2026-12-31", "--to", "2026-12-01"]) == 2
     assert "ends (2026-12-01) before it starts" in capsys.readouterr().err
     assert main(["--config", config, "report", "--from", "yesterday", "--to", "2026-12-01"]) == 2
+
+
+def test_working_days_between_agrees_with_counting_day_by_day(h: Harness) -> None:
+    import random
+
+    from mailflow.queries.board_report import working_days_between
+
+    cal = h.app.policies["swindon"].calendar
+    rnd = random.Random(13)
+    for _ in range(300):
+        a = date(2024, 1, 1) + timedelta(days=rnd.randrange(1200))
+        b = a + timedelta(days=rnd.randrange(900))
+        by_day = sum(cal.is_working_day(a + timedelta(days=i)) for i in range(1, (b - a).days + 1))
+        assert working_days_between(cal, a, b) == by_day, (a, b)
+    assert working_days_between(cal, date(2026, 12, 21), date(2026, 12, 30)) == 5   # Christmas and Boxing Day
+    assert working_days_between(None, date(2026, 12, 25), date(2026, 12, 28)) == 1  # Mon-Fri only

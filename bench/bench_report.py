@@ -1,0 +1,117 @@
+"""Board report: the read model over 10^5 cases on PostgreSQL, with CSV and XLSX written.
+
+The database (`mailflow_bench_report`, created and dropped here) is seeded in bulk (bench/seed.py:
+one real case cloned on the server) with 10^5 cases, then varied on the server: opening days
+spread over a year, five raising agencies, stage reached 1-4, states open / resolved / closed /
+withdrawn, one case in three recording learning, and the audit events the report reads (opened,
+escalated to each stage reached, resolved or withdrawn), with fired deadlines for the overdue.
+Each timed run is one `board_report()` over the whole year plus its CSV and XLSX rendering, as
+`mailflow report` makes them; peak memory is the Python heap's peak during the run (tracemalloc)
+and the process's peak resident set size.
+
+Run: .venv/bin/python -m bench.bench_report [--cases 100000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import time
+import tracemalloc
+from datetime import date, timedelta
+
+from sqlalchemy import text
+
+from bench.results import record
+from bench.seed import START, BenchDatabase
+from mailflow.cli.report_cmd import to_csv, to_xlsx
+from mailflow.queries.board_report import Period, board_report
+
+SECTION = "Board report over N cases (PostgreSQL)"
+AGENCIES = ["Great Western Hospitals NHS Foundation Trust", "Swindon Borough Council - Adult Social Care",
+            "Wiltshire Police", "Avon & Wiltshire Partnership NHS Trust", "Meadowview Care Home (example provider)"]
+
+
+def vary(db: BenchDatabase, app: object) -> None:
+    engine = app.db.engine  # type: ignore[attr-defined]
+    agencies = "ARRAY[" + ", ".join("'" + a.replace("'", "''") + "'" for a in AGENCIES) + "]"
+    with engine.begin() as conn:
+        conn.execute(text("""
+            UPDATE cases SET opened_at = opened_at - make_interval(days => id % 365),
+                             stage = 1 + (id % 4),
+                             state = (ARRAY['open', 'resolved', 'closed', 'closed', 'withdrawn'])[1 + id % 5],
+                             fields = CASE WHEN id % 3 = 0 THEN (fields::jsonb ||
+                                 '{"learning_agency": "Staff training on referral thresholds", "training_needed": true}'
+                                 ::jsonb)::json ELSE fields END"""))
+        conn.execute(text(f"UPDATE participants SET agency = ({agencies})[1 + case_id % 5] WHERE side = 'raiser'"))
+        conn.execute(text("DELETE FROM events"))
+        conn.execute(text("""
+            INSERT INTO events (partnership, case_id, at, actor, action, detail)
+            SELECT 'SSP', c.id, c.opened_at + make_interval(days => 7 * (s - 1)), 'bench',
+                   CASE WHEN s = 1 THEN 'opened' ELSE 'escalated' END,
+                   CASE WHEN s = 1 THEN json_build_object('stage', 1)
+                        ELSE json_build_object('from_stage', s - 1, 'to_stage', s) END
+            FROM cases c, generate_series(1, 4) s WHERE s <= c.stage"""))
+        conn.execute(text("""
+            INSERT INTO events (partnership, case_id, at, actor, action, detail)
+            SELECT 'SSP', c.id, c.opened_at + make_interval(days => 7 * c.stage - 2), 'bench',
+                   CASE WHEN c.state = 'withdrawn' THEN 'withdrawn' ELSE 'resolved' END,
+                   json_build_object('stage', c.stage)
+            FROM cases c WHERE c.state <> 'open'"""))
+        conn.execute(text("""
+            UPDATE deadlines SET state = 'done', due_at = due_at - interval '400 days'
+            WHERE case_id % 2 = 0 AND action <> 'remind'"""))
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    db = BenchDatabase(name="mailflow_bench_report")
+    app = db.create()
+    try:
+        t0 = time.perf_counter()
+        db.grow(app, args.cases, shift_days="g % 300")
+        vary(db, app)
+        print(f"seeded {args.cases} cases in {time.perf_counter() - t0:.0f} s", flush=True)
+        calendars = {name: p.calendar for name, p in app.policies.items()}
+        period = Period(date(2025, 12, 1), START.date() + timedelta(days=1))
+        times, heap = [], []
+        raised = 0
+        for run in range(args.runs + 1):
+            tracemalloc.start()
+            started = time.perf_counter()
+            with app.db.transaction() as s:
+                report = board_report(s, period, START + timedelta(days=30), calendars)
+            to_csv(report)
+            to_xlsx(report)
+            elapsed = time.perf_counter() - started
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            raised = report.raised
+            if run:   # the first is a warm-up
+                times.append(elapsed)
+                heap.append(peak / 2**20)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        median = statistics.median(times)
+        load = os.getloadavg()[0]
+        note = (f"{raised} cases counted, {len(report.agencies)} agencies, {len(report.stages)} stages; "
+                f"load average {load:.1f} on {os.cpu_count()} CPUs while measured")
+        record(SECTION, f"report + CSV + XLSX, {args.cases:,} cases (median of {args.runs})", median, "s",
+               target="< 2 s", met=median < 2, note=note)
+        record(SECTION, "Python heap peak during a run", max(heap), "MB", target="< 200 MB", met=max(heap) < 200,
+               note="tracemalloc")
+        record(SECTION, "process peak resident set (whole bench)", rss, "MB", target="< 200 MB", met=rss < 200,
+               note="includes the seeding and the interpreter")
+    finally:
+        app.close()
+        db.drop()
+
+
+if __name__ == "__main__":
+    main()
