@@ -155,3 +155,52 @@ def test_crontab_weekday_numbers_mean_what_cron_means() -> None:
     assert latest_due(cron_trigger("30 17 * * 0"), T("2026-12-21T12:00:00")) == T("2026-12-20T17:30:00")
     assert latest_due(cron_trigger("30 17 * * 7"), T("2026-12-21T12:00:00")) == T("2026-12-20T17:30:00")
     assert latest_due(cron_trigger("0 9 * * mon,thu"), T("2026-12-23T12:00:00")) == T("2026-12-21T09:00:00")
+
+
+@pytest.mark.postgres
+def test_three_workers_send_one_watchdog_alert_per_change(workers: list[Worker]) -> None:
+    from datetime import timedelta
+
+    from mailflow.watchdog import Watchdog
+
+    started = T("2026-12-18T07:00:00")
+    dogs = [Watchdog(w.app, started=started) for w in workers]
+
+    def all_check(at: str) -> None:
+        barrier = threading.Barrier(len(workers))
+
+        def one(w: Worker, dog: Watchdog) -> None:
+            w.clock.set(T(at))
+            barrier.wait()
+            dog.check()
+
+        threads = [threading.Thread(target=one, args=(w, d)) for w, d in zip(workers, dogs, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+
+    def alerts() -> list[str]:
+        with workers[0].app.db.transaction() as s:
+            return list(s.scalars(select(OutboxMessage.subject).where(OutboxMessage.kind == "watchdog_alert")
+                                  .order_by(OutboxMessage.id)))
+
+    all_check("2026-12-18T07:10:00")
+    assert alerts() == []                                    # too early to tell
+    all_check("2026-12-18T07:40:00")                         # never read in 40 minutes: one alert, not three
+    assert len(alerts()) == 1 and alerts()[0].startswith("[mailflow] Attention: the SSP mailbox")
+    all_check("2026-12-18T07:45:00")
+    assert len(alerts()) == 1
+    from mailflow.pipeline.digest import render_digests
+
+    digest = render_digests(workers[0].app, T("2026-12-18T07:46:00"))[0]   # the digest shows it too
+    assert [w.code for w in digest.overview.watchdog] == ["mailbox-never-read"]
+    assert "Watchdog warnings\n  ! the SSP mailbox has not been read successfully" in digest.text
+    app = workers[0].app
+    app.sync_store.mark_success(app.runtime().source.name, "INBOX", T("2026-12-18T07:50:00"))
+    with app.db.transaction() as s:   # the alert went (the outbox is not what this test is about)
+        s.query(OutboxMessage).update({"state": "sent"})
+    all_check("2026-12-18T07:50:00")
+    assert alerts()[1:] == ["[mailflow] Watchdog: all clear"]
+    all_check(str((T("2026-12-18T07:50:00") + timedelta(minutes=31)).isoformat()))
+    assert len(alerts()) == 3 and alerts()[2].startswith("[mailflow] Attention: the SSP mailbox was last read")
