@@ -48,6 +48,8 @@ def _status_server(ctx: CliContext, daemon: Daemon) -> StatusServer | None:
     from mailflow.metrics import register_database
     from mailflow.status_server import StatusServer
 
+    for rt in daemon.runtimes:
+        rt.source  # noqa: B018 - built now, before the status thread could build one of its own
     server = StatusServer(daemon.app, listen, daemon.started).start()
     register_database(daemon.app)
     return server
