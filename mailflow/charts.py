@@ -7,7 +7,7 @@ import io
 from collections.abc import Mapping, Sequence
 
 # Light to dark: the older a case, the darker its part of the bar.
-AGE_COLOURS = ("#9ecae1", "#4292c6", "#08519c", "#08306b")
+AGE_COLOURS = ("#c6dbef", "#6baed6", "#2171b5", "#08306b")
 
 
 def open_cases_by_stage_and_age(counts: Mapping[int, Sequence[int]], bands: Sequence[str],
@@ -18,7 +18,7 @@ def open_cases_by_stage_and_age(counts: Mapping[int, Sequence[int]], bands: Sequ
     from matplotlib.ticker import MaxNLocator
 
     stages = sorted(counts)
-    height = 1.4 + 0.42 * max(len(stages), 1)
+    height = 1.3 + 0.3 * max(len(stages), 1)
     fig = Figure(figsize=(7.2, height), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -27,7 +27,7 @@ def open_cases_by_stage_and_age(counts: Mapping[int, Sequence[int]], bands: Sequ
     left = [0] * len(stages)
     for i, band in enumerate(bands):
         widths = [counts[st][i] for st in stages]
-        bars = ax.barh(y, widths, left=left, color=AGE_COLOURS[i % len(AGE_COLOURS)], label=band, height=0.55)
+        bars = ax.barh(y, widths, left=left, color=AGE_COLOURS[i % len(AGE_COLOURS)], label=band, height=0.62)
         for bar, w in zip(bars, widths, strict=True):
             if w:
                 ax.text(bar.get_x() + bar.get_width() / 2, bar.get_y() + bar.get_height() / 2, str(w),
