@@ -12,6 +12,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     try:
         from mailflow.web import create_app
         from mailflow.web.server import parse_listen, serve
+        from mailflow.web.sessions import is_loopback
     except ImportError as exc:
         raise ConfigError(f"the web console needs the [web] extra (pip install 'mailflow[web]'): {exc}") from None
     settings = ctx.config.web
@@ -19,5 +20,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     host, port = parse_listen(listen)
     web = create_app(ctx.app, ctx.clock, settings)
     print(f"mailflow console on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    if not is_loopback(host) and settings.secure_cookies != "false":
+        print("  not a loopback address: sessions need https (a TLS proxy in front of it)", flush=True)
     serve(web, listen)
     return 0
