@@ -64,6 +64,7 @@ def act(v: Visit) -> Response:
             done = f"{case.reference}: {action} recorded; the case is {case.state}, Stage {case.stage}."
     except (Refused, InvalidTransition, ValueError) as exc:
         return v.redirect(f"/cases/{reference}#act", notice=f"Not done: {exc}")
+    v.console.dashboard_cache.clear()
     return v.redirect(f"/cases/{reference}", notice=done)
 
 

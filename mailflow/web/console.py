@@ -48,6 +48,7 @@ class Console:
         self.templates.filters["when"] = lambda at: long_instant(at) if at else ""
         self.templates.filters["day"] = lambda at: short_day(at) if at else ""
         self.oidc: Any = None   # mailflow.web.oidc.OidcClient when [web.oidc] is configured
+        self.dashboard_cache: dict[str, Any] = {}   # partnership -> (minute, Overview): see pages.dashboard
 
     def handle(self, request: Request, form: dict[str, str], role: str | None, handler: Handler) -> Response:
         now = self.clock.now()

@@ -7,7 +7,9 @@ to its audit trail."""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, time
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from mailflow.charts import open_cases_by_stage_and_age
 from mailflow.core import form_fields
 from mailflow.core.deadlines import timeline
 from mailflow.core.lifecycle import State
@@ -25,13 +28,15 @@ from mailflow.db.store import find_case
 from mailflow.directory import Directory
 from mailflow.pipeline.audit import record_read
 from mailflow.pipeline.case_file import stage_history
-from mailflow.pipeline.digest import digest_context
+from mailflow.pipeline.digest import duration, last_digest_at
 from mailflow.pipeline.stalls import stall_of
 from mailflow.queries.case_list import CaseFilter, list_cases
+from mailflow.queries.overview import overview
 from mailflow.web.console import Visit, route
 
 UK = ZoneInfo("Europe/London")
 MAX_SEARCH = 40
+DASHBOARD_LIST = 15    # rows of each list on the dashboard, then "and N more"
 
 
 def routes() -> list[BaseRoute]:
@@ -48,13 +53,35 @@ def routes() -> list[BaseRoute]:
 
 @route("viewer")
 def dashboard(v: Visit) -> Response:
+    """What the digest says, now: the shared read model (mailflow/queries/overview.py) per partnership,
+    counting "new" and "resolved" from the last digest, with the digest's chart. Worked out at most
+    once a minute of the console's clock per worker (an action on the worker works it out again)."""
     now = v.now
+    minute = now.replace(second=0, microsecond=0)
     sections = []
     for rt in v.app.runtimes():
-        ctx = digest_context(rt, now)
-        total = sum(n for _, n in ctx["open_by_stage"]) or 1
-        sections.append({"partnership": rt.config, "policy": rt.policy, "total": total, **ctx})
-    return v.page("dashboard.html.j2", sections=sections, now=now)
+        cached = v.console.dashboard_cache.get(rt.prefix)
+        if cached is None or cached[0] != minute:
+            with v.app.db.transaction() as s:
+                view = overview(s, rt, now, last_digest_at(s, rt, now), limit=DASHBOARD_LIST)
+            cached = (minute, view)
+            v.console.dashboard_cache[rt.prefix] = cached
+        view = cached[1]
+        titles = {st.number: st.title for st in rt.policy.stages}
+        counts = tuple(sorted((k, tuple(n)) for k, n in view.age_by_stage.items()))
+        sections.append({"partnership": rt.config, "o": view, "titles": titles,
+                         "chart": _chart(counts, tuple(view.age_bands), tuple(sorted(titles)))})
+    return v.page("dashboard.html.j2", sections=sections, now=now, duration=duration)
+
+
+@lru_cache(maxsize=32)
+def _chart(counts: tuple[tuple[int, tuple[int, ...]], ...], bands: tuple[str, ...],
+           stages: tuple[int, ...]) -> str | None:
+    """The digest's chart as a data: URI, drawn once for each distinct set of figures."""
+    if not counts:
+        return None
+    png = open_cases_by_stage_and_age(dict(counts), bands, {n: f"Stage {n}" for n in stages})
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii") if png else None
 
 
 # ---------------------------------------------------------------------------- case list

@@ -50,6 +50,7 @@ def release(v: Visit) -> Response:
         done = quarantine.release(v.app, inbound_id, v.user.actor, v.now, note=note)
     except quarantine.QuarantineError as exc:
         return v.redirect(f"/quarantine/{inbound_id}", notice=f"Not released: {exc}")
+    v.console.dashboard_cache.clear()
     where = f" ({done.case_reference})" if done.case_reference else ""
     return v.redirect("/quarantine", notice=f"Message #{inbound_id} released: {done.outcome}{where}.")
 
@@ -64,4 +65,5 @@ def discard(v: Visit) -> Response:
             quarantine.discard(s, inbound_id, v.user.actor, reason, v.now)
     except quarantine.QuarantineError as exc:
         return v.redirect(f"/quarantine/{inbound_id}", notice=f"Not discarded: {exc}")
+    v.console.dashboard_cache.clear()
     return v.redirect("/quarantine", notice=f"Message #{inbound_id} discarded.")

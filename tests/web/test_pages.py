@@ -67,3 +67,20 @@ def test_the_board_report_downloads_as_csv_and_xlsx(console: Console, harness: H
     x = c.get("/reports/board?from=2026-12-01&to=2026-12-31&format=xlsx")
     assert x.status_code == 200 and x.content[:2] == b"PK"
     assert c.get("/reports/board?from=2026-12-31&to=2026-12-01").status_code == 400
+
+
+def test_the_dashboard_mirrors_the_digest_and_follows_actions(console: Console, harness: Harness) -> None:
+    ref = harness.open_case()
+    console.add_user("jo.officer@ssp.example.org", "team")
+    c = console.sign_in("jo.officer@ssp.example.org")
+    home = c.get("/").text
+    assert "Open cases by stage" in home and f'href="/cases/{ref}"' in home      # new since the last digest
+    assert 'src="data:image/png;base64,' in home                                 # the digest's chart
+    assert "Ada" not in home
+    console.post(c, f"/cases/{ref}/resolve", {"text": "agreed"}, f"/cases/{ref}")
+    after = c.get("/").text
+    assert "Awaiting written confirmation (1)" in after                          # not the minute-old figures
+    harness.clock.advance(timedelta(days=20))
+    c = console.sign_in("jo.officer@ssp.example.org")
+    later = c.get("/").text
+    assert "Overdue (1)" in later and "working day" in later                     # the confirmation is overdue
