@@ -138,7 +138,9 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
             try:
                 with s.begin_nested():
                     outcome, reason = apply_message(s, rt, parsed, inbound, now)
-                inbound.outcome, inbound.reason = outcome.value, reason
+                inbound.outcome = outcome.value
+                if reason is not None:   # None is what it holds: setting it again was an UPDATE
+                    inbound.reason = reason
             except Exception as exc:  # quarantine and carry on; the raw is kept
                 log.error("could not apply inbound #%s: %s", inbound.id, error_summary(exc))
                 if not isinstance(exc, SQLAlchemyError):
