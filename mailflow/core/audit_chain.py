@@ -25,8 +25,9 @@ VERSION = 1
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
+    # NaN is written as the JSON column writes it (SQLite keeps it): a detail the column can
+    # store never makes the commit fail here.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def _sha256(value: Any) -> str:
