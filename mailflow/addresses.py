@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from email.headerregistry import Address
 from email.utils import parseaddr
+from functools import lru_cache
 
 
+@lru_cache(maxsize=4096)   # pure, and the same few addresses recur in every notice of a sweep
 def parse_address(text: str) -> Address | None:
-    """`Name <user@domain>` or a bare `user@domain` as an Address; None when it is not one."""
+    """`Name <user@domain>` or a bare `user@domain` as an Address (immutable, so shared); None
+    when it is not one."""
     name, spec = parseaddr(text or "")
     user, at, domain = spec.rpartition("@")
     if not at or not user or "." not in domain:

@@ -197,13 +197,30 @@ class OutboxMessage(Base):
     envelope_from: Mapped[str] = mapped_column(String(320))
     recipients: Mapped[list[str]] = mapped_column(JSON)
     subject: Mapped[str] = mapped_column(String(998))      # carries the case reference, never personal data
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # The message as sent. A notice queued as a draft (rendered parts and envelope; see
+    # mailflow/pipeline/outbox.py) is composed when the sender takes it, and kept then.
+    stored_raw: Mapped[bytes | None] = mapped_column("raw", LargeBinary, nullable=True)
+    draft: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True, info={"max_chars": 2000})
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    @property
+    def raw(self) -> bytes:
+        """The message's bytes: as stored, or composed now from its draft (the same message the
+        sender will compose; only the MIME boundary may differ until it has been sent)."""
+        if self.stored_raw is not None:
+            return self.stored_raw
+        from mailflow.pipeline.outbox import compose_draft
+
+        return compose_draft(self.draft or {})
+
+    @raw.setter
+    def raw(self, value: bytes) -> None:
+        self.stored_raw = value
 
 
 class Event(Base):

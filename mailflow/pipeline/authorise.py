@@ -91,9 +91,11 @@ def token_problem(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, cas
 
 def _legacy_token_sent_since(s: Session, case: Case, token: str, since: datetime) -> bool:
     needle = f"+{token}@".encode()
-    raws = s.scalars(select(OutboxMessage.raw).where(OutboxMessage.case_id == case.id,
-                                                     OutboxMessage.created_at >= since))
-    return any(needle in raw for raw in raws)
+    # Old-format tokens went out in messages composed when queued (never drafts).
+    raws = s.scalars(select(OutboxMessage.stored_raw).where(OutboxMessage.case_id == case.id,
+                                                            OutboxMessage.stored_raw.is_not(None),
+                                                            OutboxMessage.created_at >= since))
+    return any(raw is not None and needle in raw for raw in raws)
 
 
 def _still_participant(rt: PartnershipRuntime, case: Case, sender: str | None) -> bool:

@@ -4,8 +4,11 @@ or a second worker finds the key taken."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -20,3 +23,16 @@ def claim(s: Session, case_id: int, stage: int, step: str, kind: str, due_at: da
             .on_conflict_do_nothing(index_elements=["case_id", "stage", "step", "kind", "due_at"])
             .returning(LedgerEntry.id))
     return s.execute(stmt).scalar() is not None
+
+
+def key(case_id: int, stage: int, step: str, kind: str, due_at: datetime) -> tuple[Any, ...]:
+    """A ledger key as `keys_of` gives it (the instant in UTC)."""
+    return (case_id, stage, step, kind, due_at.timestamp())
+
+
+def keys_of(s: Session, case_ids: Iterable[int]) -> set[tuple[Any, ...]]:
+    """Every key the cases hold, in one query (for a caller holding their locks)."""
+    ids = list(case_ids)
+    rows = s.execute(select(LedgerEntry.case_id, LedgerEntry.stage, LedgerEntry.step, LedgerEntry.kind,
+                            LedgerEntry.due_at).where(LedgerEntry.case_id.in_(ids))).all() if ids else []
+    return {key(*row) for row in rows}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from mailflow.addresses import unique_addresses
 from mailflow.composer import Attachment, Envelope, compose
 from mailflow.core.references import new_message_id, plus_address, sign_message_id, sign_token
 from mailflow.db.models import Case, OutboxMessage
+from mailflow.rendering import RenderedMail
 
 if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
@@ -45,18 +47,57 @@ def queue_mail(session: Session, rt: PartnershipRuntime, *, kind: str, to: Seque
         auto_submitted=auto_submitted, subject_prefix=partnership.subject_prefix,
         signature=sign_message_id(message_id, rt.app.secret_key),
     )
-    message = compose(rendered, envelope, now, attachments)
     row = OutboxMessage(
         partnership=partnership.prefix, case_id=case.id if case is not None else None, kind=kind,
         message_id=message_id, envelope_from=partnership.address, recipients=list(envelope.recipients),
-        subject=str(message["Subject"]), raw=message.as_bytes(), state="pending", attempts=0,
-        next_attempt_at=now, created_at=now,
+        state="pending", attempts=0, next_attempt_at=now, created_at=now,
     )
+    if session.info.get(COMPOSE_WHEN_SENT) and not attachments:
+        row.draft = _draft(rendered, envelope, now)
+        row.subject = subject_of(rendered, envelope)
+    else:
+        message = compose(rendered, envelope, now, attachments)
+        row.subject, row.stored_raw = str(message["Subject"]), message.as_bytes()
     session.add(row)
     roots = session.info.get(THREAD_ROOTS)
     if roots is not None and case is not None and roots.get(case.id) is None:
         roots[case.id] = message_id
     return row
+
+
+# session.info key: True where notices are queued as drafts (rendered, not yet composed), to be
+# composed by the sender (`materialise`). The sweep sets it: composing a MIME message with the
+# standard library costs several times rendering it, and it need not hold the case locks.
+COMPOSE_WHEN_SENT = "mailflow.compose_when_sent"
+
+
+def subject_of(rendered: RenderedMail, envelope: Envelope) -> str:
+    """The Subject header `compose` writes."""
+    return f"{envelope.subject_prefix} {rendered.subject}".strip()
+
+
+def _draft(rendered: RenderedMail, envelope: Envelope, date: datetime) -> dict[str, Any]:
+    return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html, "date": date.isoformat(),
+            "envelope": {**asdict(envelope), "to": list(envelope.to), "cc": list(envelope.cc),
+                         "references": list(envelope.references)}}
+
+
+def compose_draft(draft: Mapping[str, Any]) -> bytes:
+    """The message a draft describes, composed as `queue_mail` would have composed it."""
+    rendered = RenderedMail(draft["subject"], draft["text"], draft["html"])
+    env = draft["envelope"]
+    envelope = Envelope(**{**env, "to": tuple(env["to"]), "cc": tuple(env["cc"]),
+                           "references": tuple(env["references"])})
+    return compose(rendered, envelope, datetime.fromisoformat(draft["date"])).as_bytes()
+
+
+def materialise(row: OutboxMessage) -> bytes:
+    """The row's bytes, composed from its draft and kept (the sender calls this as it takes the
+    row, so a retry sends the same bytes)."""
+    if row.stored_raw is None:
+        row.stored_raw = compose_draft(row.draft or {})
+        row.draft = None
+    return row.stored_raw
 
 
 def reply_token(rt: PartnershipRuntime, case: Case, now: datetime) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.db.models import OutboxMessage
 from mailflow.metrics import NOTICES_FAILED, NOTICES_SENT
+from mailflow.pipeline.outbox import materialise
 from mailflow.transports.base import OutgoingMail, PermanentSendError, SendError, TransientSendError
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def drain(rt: PartnershipRuntime, now: datetime, limit: int = 100) -> DrainResul
             row.state, row.attempts = "sending", row.attempts + 1
             # Claim the row for a while so another worker does not pick it up mid-send.
             row.next_attempt_at = now + timedelta(minutes=5)
-            mail = OutgoingMail(row.message_id, row.envelope_from, tuple(row.recipients), row.raw)
+            mail = OutgoingMail(row.message_id, row.envelope_from, tuple(row.recipients), materialise(row))
             row_id, attempts = row.id, row.attempts
         outcome, error, retry_after = _send(rt, mail, interrupted)
         with db.transaction() as s:

@@ -26,13 +26,18 @@ from sqlalchemy.orm import Session, selectinload
 
 from mailflow.core.humanize import long_instant
 from mailflow.core.lifecycle import State
-from mailflow.db.models import Case, Deadline, OutboxMessage
+from mailflow.db.models import Case, Deadline, LedgerEntry, OutboxMessage
 from mailflow.db.store import record_event
 from mailflow.pipeline import cases, ledger, stalls
 from mailflow.pipeline.cases import Actor
 from mailflow.pipeline.deadline_rows import schedule_handover
 from mailflow.pipeline.notices import STEP_LABELS, business_team, notify, raisers, tier_people
-from mailflow.pipeline.outbox import forget_thread_root, forget_thread_roots, preload_thread_roots
+from mailflow.pipeline.outbox import (
+    COMPOSE_WHEN_SENT,
+    forget_thread_root,
+    forget_thread_roots,
+    preload_thread_roots,
+)
 
 if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
@@ -42,6 +47,7 @@ log = logging.getLogger(__name__)
 DEADLINE_ACTOR = Actor("deadline")
 MAX_CHAIN = 100   # deadlines of one case settled in one transaction (a guard: a case has a handful)
 BATCH = 100       # due deadlines claimed (with their cases) per transaction
+LEDGER_KEYS = "mailflow.sweep.ledger_keys"   # session.info: the ledger keys a batch's cases hold
 LATE_AFTER = timedelta(minutes=15)   # a deadline noticed later than this after it fell due was missed
 
 
@@ -106,7 +112,9 @@ def _batch(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResul
     """The earliest `size` due deadlines, claimed with their cases; then, case by case in that
     order, each case's due deadlines, in order, in this one transaction (see `_catch_up`). What
     the batch needs is loaded in a few queries: the cases with their participants and deadlines,
-    and their thread roots. False when nothing is due (or every due case is held elsewhere)."""
+    and their thread roots. Notices without attachments are queued rendered but not composed
+    (the sender composes them: `outbox.materialise`). False when nothing is due (or every due
+    case is held elsewhere)."""
     stmt = (select(Deadline.id, Deadline.case_id).join(Case, Deadline.case_id == Case.id)
             .where(Case.partnership == rt.prefix, Deadline.state == "pending", Deadline.due_at <= now)
             .order_by(Deadline.state, Deadline.due_at, Deadline.id).limit(max(size, 1)))
@@ -126,12 +134,16 @@ def _batch(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResul
                                          .options(selectinload(Case.participants), selectinload(Case.deadlines)))}
     first_outbox = s.scalar(select(func.max(OutboxMessage.id))) or 0
     preload_thread_roots(s, case_ids)
+    s.info[LEDGER_KEYS] = ledger.keys_of(s, case_ids)
+    s.info[COMPOSE_WHEN_SENT] = True   # notices are rendered here, composed by the sender
     try:
         for case_id in case_ids:
             _settle_case(s, rt, loaded[case_id], now, result, first_outbox)
         s.flush()
     finally:
         forget_thread_roots(s)
+        s.info.pop(COMPOSE_WHEN_SENT, None)
+        s.info.pop(LEDGER_KEYS, None)
     return True
 
 
@@ -200,10 +212,21 @@ def _stale_reminder(d: Deadline, case: Case, now: datetime) -> bool:
 
 
 def _claim(s: Session, d: Deadline, now: datetime) -> bool:
-    """Take the ledger key; False when this notice has already fired. (No flush first: the
-    batch's deadline updates and outbox rows go in a few statements at its end.)"""
-    with s.no_autoflush:
+    """Take the ledger key; False when this notice has already fired.
+
+    In a batch the keys its cases hold were read once when the batch began (`_batch`), under
+    the case locks: every ledger claim is made under its case's lock (SQLite: one writer), so
+    nobody else can take a key of these cases meanwhile, and the key is added with the batch's
+    other rows at its end (the unique key is still the last word: a duplicate undoes the batch)."""
+    taken: set[tuple[Any, ...]] | None = s.info.get(LEDGER_KEYS)
+    if taken is None:
         return ledger.claim(s, d.case_id, d.stage, d.step, d.action, d.due_at, now)
+    key = ledger.key(d.case_id, d.stage, d.step, d.action, d.due_at)
+    if key in taken:
+        return False
+    taken.add(key)
+    s.add(LedgerEntry(case_id=d.case_id, stage=d.stage, step=d.step, kind=d.action, due_at=d.due_at, fired_at=now))
+    return True
 
 
 def _act(s: Session, rt: PartnershipRuntime, case: Case, d: Deadline, now: datetime) -> str:
