@@ -4,7 +4,7 @@ Each module's `main()` runs with its own defaults (`python -m bench.<module>`), 
 MAILFLOW_BENCH_RESULTS naming the file its `bench.results.record()` calls append to. A module that
 fails or overruns its time limit is reported as such; the others still run.
 
-Run: .venv/bin/python -m bench [bench_sweep bench_list ...] [--timeout 300] [--output bench/RESULTS.md]
+Run: .venv/bin/python -m bench [bench_sweep bench_list ...] [--timeout 420] [--output bench/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def _load() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="*", help="bench modules to run (default: every bench_*.py)")
-    ap.add_argument("--timeout", type=float, default=float(os.environ.get("MAILFLOW_BENCH_TIMEOUT", 300)),
-                    help="seconds one module may run (default 300)")
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("MAILFLOW_BENCH_TIMEOUT", 420)),
+                    help="seconds one module may run (default 420)")
     ap.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args(argv)
     names = [n.removeprefix("bench.").removesuffix(".py") for n in args.modules] or _modules()

@@ -3,9 +3,9 @@
 One case is opened through the real pipeline (the tests' Swindon form ingested: its fields, participants,
 deadline rows and acknowledgement are what the application writes). `grow()` then clones it with
 `INSERT ... SELECT ... FROM generate_series` on the server: each clone gets its own reference,
-its participants, its pending deadline rows shifted in time, and its acknowledgement outbox row
-(the thread root every notice looks up; the clone keeps the first 512 bytes of the template's
-raw, to keep the seed small).
+its participants, its pending deadline rows shifted in time, and the template's first outbox
+row (the thread root every notice looks up; the clone keeps the first 512 bytes of its raw, and
+not the template's other notices, to keep the seed small).
 Nothing is sent.
 
 The database (default `mailflow_bench`) is created by `BenchDatabase.create()` and dropped by
@@ -163,7 +163,8 @@ class BenchDatabase:
                 SELECT o.partnership, k.id, o.kind, '<bench-' || k.g || '.' || o.id || '@mailflow.bench>',
                        o.envelope_from, o.recipients, o.subject, substring(o.raw for 512), 'sent', 1, o.next_attempt_at,
                        o.created_at, o.created_at
-                FROM outbox o, clones k WHERE o.case_id = :t"""), params)
+                FROM outbox o, clones k
+                WHERE o.id = (SELECT min(id) FROM outbox WHERE case_id = :t)"""), params)
 
 
 def first_reminder(deadlines: list[Deadline]) -> datetime:
