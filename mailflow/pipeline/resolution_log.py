@@ -29,7 +29,7 @@ from mailflow.core.lifecycle import State
 from mailflow.db.models import Case, Event, Participant
 from mailflow.queries.overview import LIVE
 
-MAX_ROWS = 2000   # a bigger log is a report (`mailflow report`), not a daily attachment
+MAX_ROWS = 500   # a bigger log is a Board report (`mailflow report`), not a daily attachment
 COLUMNS = ("Case Number", "Adult's Details: Name: DOB: Unique Identifier", "Concern",
            "Summary of Professional Difference", "Action taken towards reaching a Resolution",
            "Outcome of Resolution", "Raising agency", "Receiving agency", "Stage", "Status")
