@@ -5,11 +5,13 @@ real case cloned on the server), then varied on the server: 60% open, 10% each r
 withdrawn and incomplete (the shape bench_list uses: a heavy load of open cases), stage 1-4,
 opening days spread over 90 days, one case in 20 urgent, each case's deadlines moved 10-49 days
 on so about a third of the open cases are overdue at the console's instant, and an `opened` audit
-event for each case. Every case has the template's two agencies. The console runs as `mailflow web`
-serves it (uvicorn on loopback); a team member signs in and httpx asks for each page. The server
-time is the application's own: from the request reaching the ASGI app to the last byte of its
-response (an ASGI wrapper around the console), median of several runs after one warm-up; the round
-trip is noted beside it.
+event for each case. Every case has the template's two agencies. The dashboard is measured again
+after all but one live case in 100 are closed (a partnership years on: 10^5 cases, 10^3 live).
+
+The console runs as `mailflow web` serves it (uvicorn on loopback); a team member signs in and
+httpx asks for each page. The server time is the application's own: from the request reaching the
+ASGI app to the last byte of its response (an ASGI wrapper around the console), median of several
+runs after one warm-up; the round trip is noted beside it.
 
 Run: .venv/bin/python -m bench.bench_web [--cases 100000] [--runs 3] [--keep]
 """
@@ -64,8 +66,30 @@ def seed(db: BenchDatabase, app: App, cases: int) -> None:
             INSERT INTO events (partnership, case_id, at, actor, action, detail)
             SELECT 'SSP', c.id, c.opened_at, 'bench', 'opened', json_build_object('stage', 1)
             FROM cases c WHERE c.id <> (SELECT min(id) FROM cases)"""))
+    vacuum(db)
+
+
+def vacuum(db: BenchDatabase) -> None:
+    """What autovacuum would have done by the time anyone looks (index-only scans need it)."""
+    import psycopg
+
+    with psycopg.connect(db.url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def settle_most(db: BenchDatabase, app: App) -> int:
+    """Close all but one live case in 100: the shape of a partnership years on (few live cases)."""
     with app.db.engine.begin() as conn:
-        conn.execute(text("ANALYZE"))
+        conn.execute(text("""
+            UPDATE cases SET state = 'closed', closed_at = opened_at + interval '20 days',
+                             resolved_at = coalesce(resolved_at, opened_at + interval '10 days')
+            WHERE state IN ('open', 'resolved') AND id % 100 <> 0"""))
+        conn.execute(text("""
+            UPDATE deadlines SET state = 'done'
+            WHERE state = 'pending' AND case_id IN (SELECT id FROM cases WHERE state = 'closed')"""))
+        live = int(conn.execute(text("SELECT count(*) FROM cases WHERE state IN ('open', 'resolved')")).scalar_one())
+    vacuum(db)
+    return live
 
 
 class ServerTimer:
@@ -89,10 +113,13 @@ class ServerTimer:
         await self.app(scope, receive, timed_send)
 
 
-def measure(client: httpx.Client, timer: ServerTimer, path: str, runs: int) -> tuple[float, float, list[float]]:
+def measure(client: httpx.Client, timer: ServerTimer, path: str, runs: int,
+            before: Callable[[], None] | None = None) -> tuple[float, float, list[float]]:
     """Median server time and median round trip (ms) of `runs` GETs after one warm-up."""
     server, trip = [], []
     for run in range(runs + 1):
+        if before is not None:
+            before()
         started = time.perf_counter()
         r = client.get(path)
         elapsed = time.perf_counter() - started
@@ -130,6 +157,9 @@ def main() -> None:
             r = client.post("/login", data={"email": EMAIL, "password": PASSWORD, "csrf_token": token, "next": "/"})
             if r.status_code != 303:
                 raise RuntimeError(f"sign-in failed: {r.status_code}")
+            def next_minute() -> None:   # the dashboard's overview is worked out once a minute
+                clock.advance(timedelta(minutes=1))
+
             pages: list[tuple[str, str, Callable[[str], bool]]] = [
                 ("dashboard", "/", lambda html: "Open cases" in html),
                 ("case list, first page", "/cases", lambda html: "Next page" in html),
@@ -145,12 +175,26 @@ def main() -> None:
                 html = client.get(path).text
                 if not shows(html):
                     raise RuntimeError(f"{path} does not show what it should")
-                server_ms, trip_ms, samples = measure(client, timer, path, args.runs)
+                dashboard = path == "/"
+                server_ms, trip_ms, samples = measure(client, timer, path, args.runs,
+                                                      next_minute if dashboard else None)
                 main_page = figure in ("dashboard", "case list, first page")
                 record(SECTION, f"{figure}, {counted:,} cases (median of {args.runs})", server_ms, "ms",
                        target="< 300 ms" if main_page else "", met=server_ms < TARGET_MS if main_page else None,
                        note=f"server time; round trip {trip_ms:.0f} ms; runs "
-                            + ", ".join(f"{x:.0f}" for x in samples) + f"; GET {path}")
+                            + ", ".join(f"{x:.0f}" for x in samples) + f"; GET {path}"
+                            + ("; each run a new minute: the overview worked out, not cached" if dashboard else ""))
+                if dashboard:
+                    server_ms, trip_ms, samples = measure(client, timer, path, args.runs)
+                    record(SECTION, f"dashboard within the same minute (cached), {counted:,} cases", server_ms, "ms",
+                           note=f"server time; round trip {trip_ms:.0f} ms; runs "
+                                + ", ".join(f"{x:.0f}" for x in samples) + "; the console keeps the overview a minute")
+            live = settle_most(db, app)
+            server_ms, trip_ms, samples = measure(client, timer, "/", args.runs, next_minute)
+            record(SECTION, f"dashboard, {counted:,} cases of which {live:,} live (median of {args.runs})",
+                   server_ms, "ms", target="< 300 ms", met=server_ms < TARGET_MS,
+                   note=f"server time; round trip {trip_ms:.0f} ms; runs " + ", ".join(f"{x:.0f}" for x in samples)
+                   + "; the same database after all but 1 in 100 live cases were closed; each run a new minute")
         record(SECTION, "seeding (bulk clone on the server)", seeded, "s",
                note=f"PostgreSQL {pg_version(db.url)}; load average {load:.1f} on {os.cpu_count()} CPUs when measured")
     finally:
