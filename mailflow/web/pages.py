@@ -7,6 +7,7 @@ to its audit trail."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -204,6 +205,7 @@ def case_view(s: Session, v: Visit, case: Case, personal: bool) -> dict[str, Any
     stall = stall_of(rt, case)
     view: dict[str, Any] = {
         "case": case, "policy": rt.policy, "deadlines": deadlines, "now": v.now,
+        "rules": {d.id: d.rule if personal else rule_without_reasons(d.rule) for d in deadlines},
         "history": [{"stage": h.stage, "title": h.title, "started": h.started,
                      "why": h.why if personal else None} for h in history],
         "stall": stall,
@@ -222,6 +224,17 @@ def case_view(s: Session, v: Visit, case: Case, personal: bool) -> dict[str, Any
         max_extension=rt.policy.max_extension_days,
     )
     return view
+
+
+_EXTENSION = re.compile(r"; extended by (\d+) working day\(s\) \(")
+
+
+def rule_without_reasons(rule: str) -> str:
+    """A deadline's rule without the reasons typed for its extensions (free text a manager wrote,
+    which may name someone): "…; extended by 2 working day(s)" for a viewer."""
+    head, *extensions = _EXTENSION.split(rule)
+    days = extensions[0::2]
+    return head + "".join(f"; extended by {n} working day(s)" for n in days)
 
 
 # ---------------------------------------------------------------------------- policy

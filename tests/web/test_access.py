@@ -6,6 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from mailflow.db.models import Event
+from mailflow.db.store import find_case
+from mailflow.pipeline import cases
+from mailflow.pipeline.cases import Actor
 from mailflow.web.headers import CSP
 from tests.engine.conftest import Harness
 from tests.web.conftest import Console, csrf_of
@@ -50,13 +53,18 @@ def test_without_a_session_pages_redirect_and_actions_are_refused(console: Conso
 
 def test_a_viewer_sees_references_stages_and_dates_but_no_personal_data(console: Console, harness: Harness) -> None:
     ref = harness.open_case()
+    with harness.app.db.transaction() as s:       # an extension's reason is free text: it may name someone
+        case = find_case(s, ref)
+        assert case is not None
+        cases.extend(s, harness.rt, case, Actor("cli:test"), harness.clock.now(), 2, "Mrs Testperson's GP is away")
     console.add_user(VIEWER, "viewer")
     c = console.sign_in(VIEWER)
     page = c.get(f"/cases/{ref}")
     assert page.status_code == 200
     assert ref in page.text and "Stage 1" in page.text and "Deadlines" in page.text
+    assert "extended by 2 working day(s)" in page.text and "Christmas Day" in page.text
     for personal in ("Ada Testperson", "1951", "Example Road", "jo.example@", "discharge care package",
-                     "Audit trail", "priya.examplewood"):
+                     "Audit trail", "priya.examplewood", "Testperson", "GP is away"):
         assert personal not in page.text, personal
     assert _events(console, "viewed") == []          # nothing personal was shown
     listing = c.get("/cases").text + c.get("/").text
