@@ -7,6 +7,7 @@ to its audit trail."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from datetime import datetime, time, timedelta
@@ -25,6 +26,7 @@ from mailflow.core.lifecycle import State
 from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage, Participant
 from mailflow.db.store import find_case
 from mailflow.directory import Directory
+from mailflow.logging_setup import error_summary
 from mailflow.pipeline.audit import record_read
 from mailflow.pipeline.case_file import stage_history
 from mailflow.pipeline.digest import duration, last_digest_at
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
 
 UK = ZoneInfo("Europe/London")
+log = logging.getLogger(__name__)
 MAX_SEARCH = 40
 DASHBOARD_LIST = 15    # rows of each list on the dashboard, then "and N more"
 STALE_AT_MOST = timedelta(minutes=2)   # older dashboard figures are worked out again before the page
@@ -100,6 +103,8 @@ def _refresh_later(console: Console, rt: PartnershipRuntime, now: datetime) -> N
     def refresh() -> None:
         try:
             _work_out(console, rt, now)
+        except Exception as exc:  # noqa: BLE001 - the next page works the figures out itself
+            log.warning("dashboard figures of %s not worked out: %s", rt.prefix, error_summary(exc))
         finally:
             console.dashboard_cache.pop(key, None)
 
