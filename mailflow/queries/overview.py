@@ -293,13 +293,12 @@ def _overdue_filter(p: str, now: datetime):  # type: ignore[no-untyped-def]
 
 
 def _overdue(s: Session, p: str, now: datetime, cal: WorkingCalendar, limit: int) -> Capped[OverdueCase]:
-    # Per live case, its first overdue deadline, looked up through the case's own deadlines (the
-    # done deadlines of every closed case are never read), counted and ordered here (a few
+    # Per overdue case its first overdue deadline, found through the live cases' own deadlines
+    # (the done deadlines of every closed case are never read), counted and ordered here (two
     # numbers a case); the details for the first few only.
-    first_due = (select(func.min(Deadline.due_at)).where(_overdue_filter(p, now))
-                 .correlate(Case).scalar_subquery())
-    rows = s.execute(select(Case.id, first_due).where(Case.partnership == p, Case.state.in_(LIVE))).all()
-    grouped = [(_aware(due), cid) for cid, due in rows if due is not None]
+    rows = s.execute(select(Case.id, func.min(Deadline.due_at)).join(Deadline, Deadline.case_id == Case.id)
+                     .where(_overdue_filter(p, now)).group_by(Case.id)).all()
+    grouped = [(_aware(due), cid) for cid, due in rows]
     first = sorted(grouped)[:limit]
     if not first:
         return Capped((), len(grouped))
