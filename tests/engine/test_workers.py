@@ -246,8 +246,8 @@ def test_four_run_workers_started_together_share_the_mailbox(tmp_path, pg_url):
     for i in range(n_forms):
         box.deliver(make_form(f"nurse{i}.example@gwh.nhs.example.org"), f"{i:03d}.eml")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    # Migrate first, as an installation does: four workers creating the schema at once is another matter.
-    subprocess.run([*_mailflow(), "--config", str(config), "cases", "list"], check=True, capture_output=True, env=env)
+    # Migrate first, as an installation does (tests/ops covers workers creating the schema together).
+    subprocess.run([*_mailflow(), "--config", str(config), "db", "upgrade"], check=True, capture_output=True, env=env)
     procs = [subprocess.Popen([*_mailflow(), "--config", str(config), "run", "--once", "--at", "2026-12-21T10:05"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for _ in range(WORKERS)]
