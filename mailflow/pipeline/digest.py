@@ -167,36 +167,3 @@ def duration(delta: timedelta) -> str:
         return f"{hours} hours"
     return f"{hours // 24} days"
 
-
-def digest_context(rt: PartnershipRuntime, now: datetime) -> dict[str, Any]:
-    """The web dashboard's earlier shape of the digest, built from the shared overview
-    (mailflow/queries/overview.py; new code calls `overview` and reads its typed results)."""
-    from sqlalchemy import select
-
-    from mailflow.db.models import Case
-
-    since = now - FIRST_LOOKBACK
-    with rt.app.db.transaction() as s:
-        o = overview(s, rt, now, since, limit=LIST_LIMIT)
-
-        def refs(*where: Any) -> list[str]:
-            return list(s.scalars(select(Case.reference).where(Case.partnership == rt.prefix, *where)
-                                  .order_by(Case.id).limit(LIST_LIMIT)))
-
-        return {
-            "now": now, "since": since, "overview": o,
-            "open_by_stage": [(c.stage, c.open) for c in o.by_stage],
-            "resolved_awaiting": [c.reference for c in o.awaiting_confirmation],
-            "incomplete": refs(Case.state == "incomplete"),
-            "urgent": refs(Case.state == "open", Case.urgent.is_(True)),
-            "stalled": [{"reference": c.reference, "stage": c.stage, "kind": c.kind, "what": c.label,
-                         "since": c.since} for c in o.stalled],
-            "due": [{"reference": d.reference, "stage": d.stage, "step": d.step, "action": d.action,
-                     "due": d.due_at, "overdue": True} for d in o.overdue]
-            + [{"reference": d.reference, "stage": d.stage, "step": d.step, "action": d.action,
-                "due": d.due_at, "overdue": False} for d in o.due_soon],
-            "attention": [{"reference": a.reference, "what": a.what, "at": a.at, "detail": a.detail}
-                          for a in o.to_check],
-            "closed_recently": refs(Case.closed_at > since),
-            "quarantined": o.quarantined_new, "failed_mail": o.failed_mail,
-        }
