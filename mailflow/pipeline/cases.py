@@ -31,6 +31,7 @@ from mailflow.pipeline.notices import (
     tier_people,
     unrouted_parties,
 )
+from mailflow.pipeline.outbox import note_new_case
 from mailflow.pipeline.stalls import AWAITING_CHAIR, HANDED_OVER, reachable
 from parsers.proforma import missing_fields
 
@@ -91,6 +92,7 @@ def open_case(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, actor: 
         if isinstance(other, dict) and other.get("email"):
             add_participants(s, case, [other["email"]], "other", "other", None, other.get("agency"))
     s.flush()
+    note_new_case(s, case.id)
     _event(s, case, actor, "opened", now, state=case.state, stage=case.stage, urgent=case.urgent,
            missing=case.missing)
     if case.state == State.INCOMPLETE:

@@ -21,7 +21,7 @@ from mailflow.logging_setup import error_summary
 from mailflow.metrics import MESSAGES
 from mailflow.pipeline.apply import apply_message
 from mailflow.pipeline.floods import is_flood_hold, tell_business_team_once
-from mailflow.pipeline.outbox import queue_mail
+from mailflow.pipeline.outbox import COMPOSE_WHEN_SENT, forget_thread_roots, queue_mail
 from mailflow.sources.base import InboundMail, Outcome
 from parsers.worker import parse_in_worker
 
@@ -118,6 +118,8 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
             now: datetime) -> Ingested:
     app = rt.app
     with app.db.transaction() as s:
+        # Notices are rendered here and composed by the sender as it takes them (as the sweep's).
+        s.info[COMPOSE_WHEN_SENT] = True
         duplicate = find_duplicate(s, rt.prefix, source_id, parsed.message_id, sha)
         if duplicate is not None:
             log.info("already recorded as inbound #%s (%s): settling only", duplicate.id, source_id)
@@ -142,6 +144,7 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
                 if reason is not None:   # None is what it holds: setting it again was an UPDATE
                     inbound.reason = reason
             except Exception as exc:  # quarantine and carry on; the raw is kept
+                forget_thread_roots(s)   # a case of the rolled-back savepoint is no longer there
                 log.error("could not apply inbound #%s: %s", inbound.id, error_summary(exc))
                 if not isinstance(exc, SQLAlchemyError):
                     log.debug("traceback for inbound #%s", inbound.id, exc_info=True)

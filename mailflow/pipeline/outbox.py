@@ -140,8 +140,17 @@ def _thread_root(session: Session, case: Case) -> str | None:
     roots: dict[int, str | None] | None = session.info.get(THREAD_ROOTS)
     if roots is not None and case.id in roots:
         return roots[case.id]
-    return session.scalars(
+    root = session.scalars(
         select(OutboxMessage.message_id).where(OutboxMessage.case_id == case.id)
         .order_by(OutboxMessage.id).limit(1)
     ).first()
+    if roots is not None:
+        roots[case.id] = root   # the case's next notices in this session need not ask again
+    return root
+
+
+def note_new_case(session: Session, case_id: int) -> None:
+    """A case this session has just inserted has no outbox row yet: its first notice is its thread
+    root, found without a query."""
+    session.info.setdefault(THREAD_ROOTS, {})[case_id] = None
 
