@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from mailflow.cli.main import main
 from mailflow.clock import parse_instant
@@ -143,3 +145,75 @@ def test_working_days_between_agrees_with_counting_day_by_day(h: Harness) -> Non
         assert working_days_between(cal, a, b) == by_day, (a, b)
     assert working_days_between(cal, date(2026, 12, 21), date(2026, 12, 30)) == 5   # Christmas and Boxing Day
     assert working_days_between(None, date(2026, 12, 25), date(2026, 12, 28)) == 1  # Mon-Fri only
+
+
+def _report_by_hand(h: Harness, period_start: date, period_end: date, as_of: datetime) -> dict[str, Any]:
+    """The report worked out in plain Python from every row, case by case, day by day."""
+    from mailflow.db.models import Case, Deadline, Event, Participant
+    from mailflow.queries.board_report import ENTERS, LEARNING_FIELDS, LEAVES, NOT_KNOWN, UK, themes
+
+    cal = h.app.policies["swindon"].calendar
+    agencies: dict[str, dict[str, Any]] = {}
+    stages: dict[int, list[int]] = {}      # stage -> [intervals, working, calendar, longest, ongoing]
+    counts = {t.name: 0 for t in themes()}
+    learning = 0
+    with h.app.db.transaction() as s:
+        for c in s.scalars(select(Case).order_by(Case.id)):
+            if not period_start <= c.opened_at.astimezone(UK).date() <= period_end:
+                continue
+            raisers = [p.agency for p in s.scalars(select(Participant).where(
+                Participant.case_id == c.id, Participant.side == "raiser")) if p.agency is not None]
+            agency = min(raisers) if raisers else (c.fields.get("raiser_agency") or NOT_KNOWN)
+            late = any(d.action != "remind" and d.state != "cancelled" and d.due_at < as_of
+                       for d in s.scalars(select(Deadline).where(Deadline.case_id == c.id)))
+            row = agencies.setdefault(agency, {"raised": 0, "overdue": 0, "stage": {}, "state": {}})
+            row["raised"] += 1
+            row["overdue"] += late
+            row["stage"][c.stage] = row["stage"].get(c.stage, 0) + 1
+            row["state"][c.state] = row["state"].get(c.state, 0) + 1
+            marks = [e for e in s.scalars(select(Event).where(Event.case_id == c.id).order_by(Event.id))
+                     if e.action in ENTERS + LEAVES and e.at < as_of]
+            for mark, after in zip(marks, [*marks[1:], None], strict=True):
+                stage = mark.detail.get("to_stage" if mark.action == "escalated" else "stage")
+                if mark.action not in ENTERS or stage is None:
+                    continue
+                st = stages.setdefault(int(stage), [0, 0, 0, 0, 0])
+                if after is None:
+                    st[4] += 1
+                    continue
+                first, last = mark.at.astimezone(UTC).date(), after.at.astimezone(UTC).date()
+                working = sum(cal.is_working_day(first + timedelta(days=i)) for i in range(1, (last - first).days + 1))
+                st[0], st[1], st[2] = st[0] + 1, st[1] + working, st[2] + (last - first).days
+                st[3] = max(st[3], working)
+            text = " ".join(str(c.fields.get(f) or "") for f in LEARNING_FIELDS).lower()
+            flags = {t.flag: str(c.fields.get(t.flag, "")).lower() in ("true", "1", "yes", "y")
+                     for t in themes() if t.flag}
+            for t in themes():
+                counts[t.name] += any(w in text for w in t.words) or (t.flag is not None and flags[t.flag])
+            learning += bool(text.strip()) or any(flags.values())
+    return {"agencies": agencies, "stages": stages, "themes": counts, "learning": learning}
+
+
+def test_the_sql_aggregates_equal_a_case_by_case_computation(
+        h_any: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mailflow.queries.board_report import Period, board_report
+
+    _populate(h_any, tmp_path, capsys)
+    h_any.run_until("2027-01-20T10:00:00")            # the January case runs out of Stage 1 too
+    config = str(tmp_path / "mailflow.toml")
+    january = "SSP-2027-0001"
+    assert main(["--config", config, "cases", "resolve", january, "agreed", "--at", "2027-01-21T10:00:00"]) == 0
+    capsys.readouterr()
+    as_of = parse_instant("2027-01-25T12:00:00")
+    calendars = {name: p.calendar for name, p in h_any.app.policies.items()}
+    for start, end in ((date(2026, 12, 1), date(2027, 1, 31)), (date(2027, 1, 1), date(2027, 1, 31))):
+        expected = _report_by_hand(h_any, start, end, as_of)
+        with h_any.app.db.transaction() as s:
+            report = board_report(s, Period(start, end), as_of, calendars)
+        assert {a.agency: {"raised": a.raised, "overdue": a.overdue, "stage": a.by_stage, "state": a.by_outcome}
+                for a in report.agencies} == expected["agencies"]
+        assert {st.stage: [st.intervals, st.working_days, st.calendar_days, st.longest_working_days, st.ongoing]
+                for st in report.stages} == expected["stages"]
+        assert dict(report.themes) == expected["themes"]
+        assert report.with_learning == expected["learning"]
+    assert expected["agencies"] and expected["stages"]          # the last period is not empty
