@@ -162,6 +162,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # synchronous stays FULL (the default), though NORMAL makes a commit ~20x cheaper here (1.5 ms
+    # -> 0.07 ms): a source settles a message (moves it out of the watched folder) and the sender
+    # marks a mail sent once their transaction has committed, and under NORMAL a power cut can undo
+    # such a commit: a message lost or a notice sent twice.
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

@@ -18,7 +18,13 @@ from mailflow.core.policy import Stage
 from mailflow.db.models import Case, Deadline, Event, InboundMessage
 from mailflow.db.store import next_reference, record_event
 from mailflow.pipeline import ledger
-from mailflow.pipeline.deadline_rows import cancel_pending, schedule_confirmation, schedule_hold, schedule_stage
+from mailflow.pipeline.deadline_rows import (
+    cancel_pending,
+    mark_new_case,
+    schedule_confirmation,
+    schedule_hold,
+    schedule_stage,
+)
 from mailflow.pipeline.notices import (
     add_participants,
     agencies_of,
@@ -81,6 +87,7 @@ def open_case(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, actor: 
         policy=rt.policy.name, state=(State.INCOMPLETE if parsed.missing else State.OPEN).value,
         stage=stage, urgent=bool(fields.get("adult_at_risk")), fields=fields,
         missing=list(parsed.missing), opened_at=now, stage_started_at=now, updated_at=now,
+        deadlines=[],   # loaded (empty): reading it later needs no query
     )
     s.add(case)
     raiser = fields.get("raiser_email") or parsed.from_addr
@@ -93,6 +100,7 @@ def open_case(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, actor: 
             add_participants(s, case, [other["email"]], "other", "other", None, other.get("agency"))
     s.flush()
     note_new_case(s, case.id)
+    mark_new_case(s, case)
     _event(s, case, actor, "opened", now, state=case.state, stage=case.stage, urgent=case.urgent,
            missing=case.missing)
     if case.state == State.INCOMPLETE:

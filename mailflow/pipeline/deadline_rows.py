@@ -128,7 +128,22 @@ def _single(s: Session, case: Case, spec: DeadlineSpec, action: str, now: dateti
     return row
 
 
+# session.info key: ids of the cases this transaction inserted (`mark_new_case`): their deadlines
+# are all in memory, so cancelling them needs no statement.
+NEW_CASES = "mailflow.new_cases"
+
+
+def mark_new_case(s: Session, case: Case) -> None:
+    """`case` was inserted in this transaction with its deadlines collection loaded (empty)."""
+    s.info.setdefault(NEW_CASES, set()).add(case.id)
+
+
 def cancel_pending(s: Session, case: Case, now: datetime) -> None:
+    if case.id is not None and case.id in s.info.get(NEW_CASES, ()):
+        for d in case.deadlines:
+            if d.state == "pending":
+                d.state, d.done_at = "cancelled", now
+        return
     s.flush()
     s.execute(update(Deadline).where(Deadline.case_id == case.id, Deadline.state == "pending")
               .values(state="cancelled", done_at=now))

@@ -20,6 +20,7 @@ from mailflow.db.store import find_duplicate, message_id_key, record_event
 from mailflow.logging_setup import error_summary
 from mailflow.metrics import MESSAGES
 from mailflow.pipeline.apply import apply_message
+from mailflow.pipeline.deadline_rows import NEW_CASES
 from mailflow.pipeline.floods import is_flood_hold, tell_business_team_once
 from mailflow.pipeline.outbox import COMPOSE_WHEN_SENT, forget_thread_roots, queue_mail
 from mailflow.sources.base import InboundMail, Outcome
@@ -145,6 +146,7 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
                     inbound.reason = reason
             except Exception as exc:  # quarantine and carry on; the raw is kept
                 forget_thread_roots(s)   # a case of the rolled-back savepoint is no longer there
+                s.info.pop(NEW_CASES, None)
                 log.error("could not apply inbound #%s: %s", inbound.id, error_summary(exc))
                 if not isinstance(exc, SQLAlchemyError):
                     log.debug("traceback for inbound #%s", inbound.id, exc_info=True)
