@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
         with app.db.engine.begin() as conn:
             conn.execute(text("UPDATE deadlines SET state = 'done', done_at = :at FROM cases "
                               "WHERE deadlines.case_id = cases.id AND cases.state = 'closed'"), {"at": START})
+            # What a resolved or closed case carries: when it was resolved (and closed).
+            conn.execute(text("UPDATE cases SET resolved_at = opened_at + interval '2 days', "
+                              "closed_at = CASE WHEN state = 'closed' THEN opened_at + interval '5 days' END, "
+                              "outcome = 'agreed' WHERE state IN ('resolved', 'closed')"))
         print(f"  seeded {args.cases:,} cases in {time.perf_counter() - t0:.0f} s", flush=True)
         config = str(db.workdir / "mailflow.toml")
         out = db.workdir / "out"
