@@ -23,6 +23,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -102,7 +104,9 @@ class Participant(Base):
     """Someone a case involves: the raiser, the other agency, and the managers at each stage."""
 
     __tablename__ = "participants"
-    __table_args__ = (UniqueConstraint("case_id", "email", "role", name="uq_participants_case_email_role"),)
+    __table_args__ = (UniqueConstraint("case_id", "email", "role", name="uq_participants_case_email_role"),
+                      Index("ix_participants_case_side_agency", "case_id", "side", "agency"),   # the overview
+                      Index("ix_participants_agency_lower", func.lower(text("agency")), "case_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     email: Mapped[str] = mapped_column(String(320), index=True)
