@@ -39,8 +39,13 @@ class SignedIn:
 
     @property
     def actor(self) -> str:
-        """How the audit trail names them (the CLI's actions read "cli:<who>")."""
-        return f"web:{self.email}"
+        """How the audit trail names them: "web:Jo Officer <jo.officer@…>", or "web:<address>" for an
+        account without a name (the CLI's actions read "cli:<who>"). Fits the events' actor column."""
+        if self.name and self.name != self.email:
+            named = f"web:{self.name[:80]} <{self.email}>"
+            if len(named) <= 320:
+                return named
+        return f"web:{self.email}"[:320]
 
 
 def normalise_email(text: str) -> str:

@@ -19,11 +19,12 @@ def test_note_resolve_and_reopen_are_recorded_with_the_signed_in_person(console:
     assert r.status_code == 303 and harness.case(ref)["state"] == "resolved"
     assert "resolve recorded" in c.get(page).text
     actors = {(e.action, e.actor) for e in harness.events(ref)}
-    assert ("note", f"web:{TEAM}") in actors and ("resolved", f"web:{TEAM}") in actors
+    named = f"web:Jo Officer <{TEAM}>"
+    assert ("note", named) in actors and ("resolved", named) in actors
     assert harness.outbox(ref, kind="confirmation_request"), "resolving asks for written confirmation"
     r = console.post(c, f"/cases/{ref}/reopen", {"text": "Visit did not happen."}, page)
     assert harness.case(ref)["state"] == "open"
-    assert [e.actor for e in harness.events(ref, "reopened")] == [f"web:{TEAM}"]
+    assert [e.actor for e in harness.events(ref, "reopened")] == [named]
 
 
 def test_escalate_extend_and_assign_use_the_pipeline(console: Console, harness: Harness) -> None:
@@ -40,7 +41,7 @@ def test_escalate_extend_and_assign_use_the_pipeline(console: Console, harness: 
     assert len(harness.events(ref, "extended")) == 1
     console.post(c, f"/cases/{ref}/escalate", {"text": "No progress at Stage 1."}, page)
     assert harness.case(ref)["stage"] == 2
-    assert [e.actor for e in harness.events(ref, "escalated")] == [f"web:{TEAM}"]
+    assert [e.actor for e in harness.events(ref, "escalated")] == [f"web:{TEAM}"]   # an account without a name
     console.post(c, f"/cases/{ref}/assign", {"side": "other", "email": "new.manager@asc.swindon.example.org"}, page)
     assert "new.manager@asc.swindon.example.org" in harness.case(ref)["participants"]
 

@@ -69,8 +69,8 @@ def test_sign_in_find_a_case_read_its_stage_2_date_resolve_it_and_see_the_audit_
 
     # The audit entry, on the page and in the database, names the person who signed in.
     entry = page.row_containing("#audit + table", "resolved")
-    assert f"web:{TEAM}" in entry.text
+    assert f"web:Jo Officer <{TEAM}>" in entry.text
     viewed = page.row_containing("#audit + table", "viewed")
-    assert f"web:{TEAM}" in viewed.text and "web console: case page" in viewed.text
-    assert [e.actor for e in world.harness.events(ref, "resolved")] == [f"web:{TEAM}"]
+    assert f"web:Jo Officer <{TEAM}>" in viewed.text and "web console: case page" in viewed.text
+    assert [e.actor for e in world.harness.events(ref, "resolved")] == [f"web:Jo Officer <{TEAM}>"]
     assert world.harness.outbox(ref, kind="confirmation_request"), "resolving asks for written confirmation"
