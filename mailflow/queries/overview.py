@@ -377,7 +377,7 @@ def _resolved(s: Session, p: str, since: datetime, cal: WorkingCalendar, limit: 
 
 def _awaiting_confirmation(s: Session, p: str, limit: int) -> Capped[AwaitingConfirmation]:
     where = and_(Case.partnership == p, Case.state == State.RESOLVED.value)
-    total = _count(s, select(func.count(Case.id)).where(where))
+    total = _count(s, select(func.count()).select_from(Case).where(where))   # index-only
     rows = s.execute(select(Case.id, Case.reference, Case.stage, Case.resolved_at)
                      .where(where).order_by(Case.resolved_at, Case.id).limit(limit)).all()
     handed = set(s.scalars(select(Event.case_id).join(Case, Event.case_id == Case.id).where(
