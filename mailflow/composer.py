@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,7 +89,22 @@ def compose(mail: RenderedMail, env: Envelope, date: datetime,
     for a in attachments:
         if a.content_id is None:
             _attach(msg, a)
+    _fix_boundaries(msg, env.message_id)
     return msg
+
+
+def _fix_boundaries(msg: EmailMessage, message_id: str) -> None:
+    """Each multipart's boundary derived from the Message-ID, so that composing the same mail twice
+    gives the same bytes (an outbox draft read before it is sent, e.g. for a subject-access export,
+    is the message the sender will send). A boundary found inside a part's content is left to the
+    generator, which picks a random one that is not."""
+    seed = hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    leaves = [p.get_payload() for p in msg.walk() if not p.is_multipart()]
+    for i, part in enumerate(msg.walk()):
+        if part.is_multipart():
+            boundary = f"=_mailflow_{seed}_{i}"
+            if not any(isinstance(text, str) and boundary in text for text in leaves):
+                part.set_boundary(boundary)
 
 
 def _people(addresses: Sequence[str]) -> list[Address]:
