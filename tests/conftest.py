@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from datetime import datetime
@@ -36,12 +37,33 @@ def postgres_available() -> str | None:
 _PG_SKIP = postgres_available()
 
 # The seed policies' source texts sit beside the repository (../shared/seeds from its root);
-# MAILFLOW_SEEDS_DIR points elsewhere. Missing: the tests that need them skip, but fail in CI.
+# MAILFLOW_SEEDS_DIR points elsewhere. A clone made elsewhere on the same machine (CI clones the
+# repository into a directory of its own) finds them beside the repository it was cloned from.
+# Missing: the tests that need them skip, but fail in CI.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def seeds_dir() -> Path:
-    return Path(os.environ.get("MAILFLOW_SEEDS_DIR") or PROJECT_ROOT.parent / "shared" / "seeds")
+    if os.environ.get("MAILFLOW_SEEDS_DIR"):
+        return Path(os.environ["MAILFLOW_SEEDS_DIR"])
+    beside = PROJECT_ROOT.parent / "shared" / "seeds"
+    if beside.is_dir():
+        return beside
+    origin = _origin_checkout()
+    if origin is not None and (origin.parent / "shared" / "seeds").is_dir():
+        return origin.parent / "shared" / "seeds"
+    return beside
+
+
+def _origin_checkout() -> Path | None:
+    """The local repository this one was cloned from, if its origin is a path on this machine."""
+    try:
+        url = subprocess.run(["git", "-C", str(PROJECT_ROOT), "config", "--get", "remote.origin.url"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = Path(url.removeprefix("file://"))
+    return path.resolve() if url and path.is_absolute() and path.is_dir() else None
 
 
 @pytest.fixture(scope="session")
