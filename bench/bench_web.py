@@ -36,6 +36,7 @@ from mailflow.clock import FixedClock
 from mailflow.db.models import Case
 from mailflow.web import create_app
 from mailflow.web.accounts import add_local_user
+from mailflow.web.pages import STALE_AT_MOST
 from mailflow.web.server import start_in_thread
 from mailflow.web.settings import WebSettings
 from tests.web.conftest import csrf_of
@@ -157,8 +158,10 @@ def main() -> None:
             r = client.post("/login", data={"email": EMAIL, "password": PASSWORD, "csrf_token": token, "next": "/"})
             if r.status_code != 303:
                 raise RuntimeError(f"sign-in failed: {r.status_code}")
-            def next_minute() -> None:   # the dashboard's overview is worked out once a minute
-                clock.advance(timedelta(minutes=1))
+            def next_minute() -> None:
+                # Past the console's STALE_AT_MOST: the page itself works the overview out (a step
+                # of one minute would serve the last figures and work new ones out in a thread).
+                clock.advance(STALE_AT_MOST + timedelta(minutes=1))
 
             pages: list[tuple[str, str, Callable[[str], bool]]] = [
                 ("dashboard", "/", lambda html: "Open cases" in html),
@@ -183,7 +186,7 @@ def main() -> None:
                        target="< 300 ms" if main_page else "", met=server_ms < TARGET_MS if main_page else None,
                        note=f"server time; round trip {trip_ms:.0f} ms; runs "
                             + ", ".join(f"{x:.0f}" for x in samples) + f"; GET {path}"
-                            + ("; each run a new minute: the overview worked out, not cached" if dashboard else ""))
+                            + ("; each run past the cache's age limit: the overview worked out in the request, not cached" if dashboard else ""))
                 if dashboard:
                     server_ms, trip_ms, samples = measure(client, timer, path, args.runs)
                     record(SECTION, f"dashboard within the same minute (cached), {counted:,} cases", server_ms, "ms",
@@ -194,7 +197,7 @@ def main() -> None:
             record(SECTION, f"dashboard, {counted:,} cases of which {live:,} live (median of {args.runs})",
                    server_ms, "ms", target="< 300 ms", met=server_ms < TARGET_MS,
                    note=f"server time; round trip {trip_ms:.0f} ms; runs " + ", ".join(f"{x:.0f}" for x in samples)
-                   + "; the same database after all but 1 in 100 live cases were closed; each run a new minute")
+                   + "; the same database after all but 1 in 100 live cases were closed; each run past the cache's age limit (worked out in the request)")
         record(SECTION, "seeding (bulk clone on the server)", seeded, "s",
                note=f"PostgreSQL {pg_version(db.url)}; load average {load:.1f} on {os.cpu_count()} CPUs when measured")
     finally:
