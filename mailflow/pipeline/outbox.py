@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -77,8 +77,11 @@ def subject_of(rendered: RenderedMail, envelope: Envelope) -> str:
 
 
 def _draft(rendered: RenderedMail, envelope: Envelope, date: datetime) -> dict[str, Any]:
+    # The envelope's fields are strings, None or sequences of strings: a shallow copy is the
+    # JSON `dataclasses.asdict` would give, at a tenth of its cost (its deep copy was 6% of a sweep).
     return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html, "date": date.isoformat(),
-            "envelope": {**asdict(envelope), "to": list(envelope.to), "cc": list(envelope.cc),
+            "envelope": {**{f.name: getattr(envelope, f.name) for f in fields(envelope)},
+                         "to": list(envelope.to), "cc": list(envelope.cc),
                          "references": list(envelope.references)}}
 
 
