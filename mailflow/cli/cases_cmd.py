@@ -7,24 +7,20 @@ import json
 import sys
 import textwrap
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from mailflow.case_view import case_summary
 from mailflow.cli.context import CliContext
-from mailflow.core import form_fields
 from mailflow.core.humanize import local_iso, local_stamp
-from mailflow.db.models import Case, Event, InboundMessage, OutboxMessage
-from mailflow.db.store import find_case
 from mailflow.errors import ConfigError, MailflowError
-from mailflow.pipeline import cases
-from mailflow.pipeline.audit import reader, record_read
-from mailflow.pipeline.case_file import stage_history
-from mailflow.pipeline.cases import Actor
-from mailflow.pipeline.stalls import stall_of
 from mailflow.queries.case_list import CaseFilter, CaseRow, iter_cases
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from mailflow.db.models import Case
+
+# `cases show` and the actions import the pipeline inside their functions: `cases list` (a fresh
+# process over 10^5 cases) needs none of it.
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -77,6 +73,8 @@ def _list_row(r: CaseRow) -> dict[str, Any]:
 
 
 def _show(args: argparse.Namespace, ctx: CliContext) -> int:
+    from mailflow.pipeline.audit import reader, record_read
+
     with ctx.app.db.transaction() as s:
         case = _case(s, args.ref)
         story = _story(s, ctx, case)
@@ -123,29 +121,35 @@ def when(iso: str) -> str:
     return local_stamp(datetime.fromisoformat(iso))
 
 
-_LABEL_WIDTH = max(len(label) for label in form_fields.LABELS.values())
-_VALUE_WIDTH = 96 - _LABEL_WIDTH
-
-
 def _print_form(fields: dict[str, Any]) -> None:
     """The form as the business team reads it: every canonical field in one order, then the rest."""
+    from mailflow.core import form_fields
+
+    width = max(len(label) for label in form_fields.LABELS.values())
     print("\nForm")
     for row in form_fields.canonical_rows(fields):
-        _print_row(row.label, row.value or "(not given)")
+        _print_row(row.label, row.value or "(not given)", width)
     extra = form_fields.extra_rows(fields)
     if extra:
         print("\nOther fields on the form")
         for row in extra:
-            _print_row(row.label, row.value or "(not given)")
+            _print_row(row.label, row.value or "(not given)", width)
 
 
-def _print_row(label: str, value: str) -> None:
-    lines = [w for line in value.splitlines() or [""] for w in textwrap.wrap(line, _VALUE_WIDTH) or [""]]
-    pad = " " * (_LABEL_WIDTH + 4)
-    print(f"  {label:{_LABEL_WIDTH}}  " + ("\n" + pad).join(lines))
+def _print_row(label: str, value: str, label_width: int) -> None:
+    lines = [w for line in value.splitlines() or [""] for w in textwrap.wrap(line, 96 - label_width) or [""]]
+    pad = " " * (label_width + 4)
+    print(f"  {label:{label_width}}  " + ("\n" + pad).join(lines))
 
 
 def _story(s: Session, ctx: CliContext, case: Case) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from mailflow.case_view import case_summary
+    from mailflow.db.models import Event, InboundMessage, OutboxMessage
+    from mailflow.pipeline.case_file import stage_history
+    from mailflow.pipeline.stalls import stall_of
+
     events = s.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.id)).all()
     stages = [{"stage": h.stage, "title": h.title, "from": local_iso(h.started) if h.started else None,
                "why": h.why} for h in stage_history(events, ctx.app.policies.get(case.policy))]
@@ -175,6 +179,8 @@ def _story(s: Session, ctx: CliContext, case: Case) -> dict[str, Any]:
 
 
 def _case(s: Session, ref: str) -> Case:
+    from mailflow.db.store import find_case
+
     case = find_case(s, ref.upper(), lock=s.get_bind().dialect.name == "postgresql")
     if case is None:
         raise MailflowError(f"no case {ref}")
@@ -182,6 +188,9 @@ def _case(s: Session, ref: str) -> Case:
 
 
 def _act(args: argparse.Namespace, ctx: CliContext) -> int:
+    from mailflow.pipeline import cases
+    from mailflow.pipeline.cases import Actor
+
     app = ctx.app
     now = ctx.clock.now()
     actor = Actor(f"cli:{args.by}")
