@@ -165,10 +165,13 @@ def _settle_case(s: Session, rt: PartnershipRuntime, case: Case, now: datetime, 
 def _next_due(s: Session, case: Case, now: datetime) -> Deadline | None:
     """The case's earliest pending deadline due by `now` (by due time, then id), from its loaded
     deadlines: an action that rewrites them (`cancel_pending`) expires the collection, and rows it
-    adds get their ids here."""
-    if any(isinstance(o, Deadline) for o in s.new):
+    adds get their ids here. (The collection holds the rows added for the case since it was loaded;
+    reloading an expired one autoflushes them. Scanning `s.new` instead cost a batch's every new
+    row per call.)"""
+    deadlines = case.deadlines
+    if any(d.id is None for d in deadlines):
         s.flush()
-    due = [d for d in case.deadlines if d.state == "pending" and d.due_at <= now]
+    due = [d for d in deadlines if d.state == "pending" and d.due_at <= now]
     return min(due, key=lambda d: (d.due_at, d.id)) if due else None
 
 
