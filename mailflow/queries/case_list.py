@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from mailflow.db.models import Case, Deadline, Participant
@@ -83,7 +83,8 @@ def list_cases(session: Session, filters: CaseFilter | None = None, *, limit: in
     """One page of cases in case order (oldest first), after the case id `after` if given.
     `limit` is capped at MAX_LIMIT."""
     limit = max(1, min(limit, MAX_LIMIT))
-    found = session.connection().execute(_rows(filters or CaseFilter(), after, limit + 1)).all()
+    conn = session.connection()
+    found = conn.execute(_rows(filters or CaseFilter(), after, limit + 1, _lateral(conn))).all()
     more = len(found) > limit
     rows = [_case_row(r) for r in found[:limit]]
     return CasePage(rows, rows[-1].id if more and rows else None)
@@ -92,10 +93,17 @@ def list_cases(session: Session, filters: CaseFilter | None = None, *, limit: in
 def iter_cases(session: Session, filters: CaseFilter | None = None, *, page_size: int = STREAM_PAGE
                ) -> Iterator[CaseRow]:
     """Every matching case, in one query read through a server-side cursor `page_size` rows at a
-    time (memory follows the batch, not the number of cases)."""
-    result = session.connection().execute(
-        _rows(filters or CaseFilter(), None, None),
-        execution_options={"stream_results": True, "yield_per": page_size})
+    time (memory follows the batch, not the number of cases).
+
+    On PostgreSQL, JIT compilation is turned off for the rest of the transaction: the planner's
+    cost for 10^5 index lookups makes it compile the query, which takes longer (0.4 s at 10^5
+    cases) than the lookups it would speed up."""
+    conn = session.connection()
+    lateral = _lateral(conn)
+    if lateral:
+        conn.exec_driver_sql("SET LOCAL jit = off")
+    result = conn.execute(_rows(filters or CaseFilter(), None, None, lateral),
+                          execution_options={"stream_results": True, "yield_per": page_size})
     try:
         for r in result:
             yield _case_row(r)
@@ -103,10 +111,14 @@ def iter_cases(session: Session, filters: CaseFilter | None = None, *, page_size
         result.close()
 
 
+def _lateral(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
 def _case_row(r: Any) -> CaseRow:
-    """A row of `_rows`: the case's columns in CaseRow's order, next_id, then the deadline's."""
+    """A row of `_rows`: the case's columns in CaseRow's order, then its next deadline's."""
     (id_, reference, partnership, policy, state, stage, urgent, opened_at, stage_started_at, updated_at,
-     missing, _next_id, due_at, step, action) = r
+     missing, due_at, step, action) = r
     return CaseRow(id_, reference, partnership, policy, state, stage, urgent, opened_at, stage_started_at,
                    updated_at, list(missing or []), due_at, step, action)
 
@@ -117,32 +129,37 @@ def count_cases(session: Session, filters: CaseFilter | None = None) -> int:
     return session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
 
 
-def _next_deadline() -> Select[int]:
-    return (select(Deadline.id)
+def _next_deadline(*columns: Any) -> Select[*tuple[Any, ...]]:
+    return (select(*columns)
             .where(Deadline.case_id == Case.id, Deadline.state == "pending", Deadline.action != "remind")
             .order_by(Deadline.due_at, Deadline.id).limit(1))
 
 
-def _rows(f: CaseFilter, after: int | None, limit: int | None) -> Select[*tuple[Any, ...]]:
-    """The listed cases in case order, each joined to its next deadline (found by id in a
-    correlated subquery, then read by primary key: one index lookup each)."""
-    page = _page(f, after)
-    if limit is not None:
-        page = page.limit(limit)
-    listed = page.subquery("listed")
-    return (select(listed, Deadline.due_at, Deadline.step, Deadline.action)
-            .outerjoin(Deadline, Deadline.id == listed.c.next_id)
-            .order_by(listed.c.id))
+_LISTED = (Case.id, Case.reference, Case.partnership, Case.policy, Case.state, Case.stage, Case.urgent,
+           Case.opened_at, Case.stage_started_at, Case.updated_at, Case.missing)
 
 
-def _page(f: CaseFilter, after: int | None) -> Select[*tuple[Any, ...]]:
-    next_id = _next_deadline().correlate(Case).scalar_subquery().label("next_id")
-    stmt = select(Case.id, Case.reference, Case.partnership, Case.policy, Case.state, Case.stage, Case.urgent,
-                  Case.opened_at, Case.stage_started_at, Case.updated_at, Case.missing, next_id)
+def _rows(f: CaseFilter, after: int | None, limit: int | None, lateral: bool) -> Select[*tuple[Any, ...]]:
+    """The listed cases in case order, each with its next deadline's due_at, step and action: one
+    index lookup per case. PostgreSQL joins the deadline LATERAL (a nested loop in case order, no
+    sort); elsewhere its id is found by a correlated subquery and the deadline joined by that id."""
     where = _where(f)
     if after is not None:
         where.append(Case.id > after)
-    return stmt.where(*where).order_by(Case.id)
+    if lateral:
+        nxt = (_next_deadline(Deadline.due_at, Deadline.step, Deadline.action).correlate(Case)
+               .lateral("next_deadline"))
+        stmt = (select(*_LISTED, nxt.c.due_at, nxt.c.step, nxt.c.action).outerjoin(nxt, true())
+                .where(*where).order_by(Case.id))
+        return stmt if limit is None else stmt.limit(limit)
+    next_id = _next_deadline(Deadline.id).correlate(Case).scalar_subquery().label("next_id")
+    page = select(*_LISTED, next_id).where(*where).order_by(Case.id)
+    if limit is not None:
+        page = page.limit(limit)
+    listed = page.subquery("listed")
+    return (select(*(c for c in listed.c if c.name != "next_id"), Deadline.due_at, Deadline.step, Deadline.action)
+            .outerjoin(Deadline, Deadline.id == listed.c.next_id)
+            .order_by(listed.c.id))
 
 
 def _where(f: CaseFilter) -> list[ColumnElement[bool]]:
