@@ -68,7 +68,8 @@ class StatusServer:
 
     def start(self) -> StatusServer:
         self._thread.start()
-        log.info("status endpoint on http://%s:%s/healthz and /metrics", *self.address)
+        host, port = self.address
+        log.info("status endpoint on http://%s:%s/healthz and /metrics", host, port)
         return self
 
     def stop(self) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mailflow.core.humanize import duration
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -55,10 +57,4 @@ def check_health(*, last_mailbox_read: datetime | None, oldest_unsent: datetime 
 
 
 def _ago(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 120:
-        return f"{minutes} minutes ago"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours} hours ago"
-    return f"{hours // 24} days ago"
+    return f"{duration(delta)} ago"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 UK = ZoneInfo("Europe/London")
@@ -42,3 +42,14 @@ def long_date(iso_date: str) -> str:
     """A form's ISO 8601 date as a person reads it: "1951-04-03" -> "3 April 1951"."""
     day = date.fromisoformat(iso_date)
     return f"{day.day} {day:%B %Y}"
+
+
+def duration(delta: timedelta) -> str:
+    """"3 days", "5 hours", "40 minutes": how long, for a person."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} hours"
+    return f"{hours // 24} days"

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.charts import open_cases_by_stage_and_age
 from mailflow.composer import Attachment
+from mailflow.core.humanize import duration
 from mailflow.pipeline import schedules
 from mailflow.pipeline.notices import business_team
 from mailflow.pipeline.outbox import queue_mail
@@ -156,14 +157,4 @@ def _send(app: App, rt: PartnershipRuntime, now: datetime, period: Period | None
         return queue_mail(s, rt, kind="digest", to=business_team(rt), now=now, context=parts.context,
                           attachments=parts.attachments()) is not None
 
-
-def duration(delta: timedelta) -> str:
-    """"3 days", "5 hours", "40 minutes": how long, for a person."""
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 120:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours} hours"
-    return f"{hours // 24} days"
 

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from mailflow.core import form_fields
 from mailflow.core.deadlines import timeline
+from mailflow.core.humanize import duration
 from mailflow.core.lifecycle import State
 from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage, Participant
 from mailflow.db.store import find_case
@@ -29,7 +30,7 @@ from mailflow.directory import Directory
 from mailflow.logging_setup import error_summary
 from mailflow.pipeline.audit import record_read
 from mailflow.pipeline.case_file import stage_history
-from mailflow.pipeline.digest import duration, last_digest_at
+from mailflow.pipeline.digest import last_digest_at
 from mailflow.pipeline.stalls import stall_of
 from mailflow.queries.case_list import CaseFilter, list_cases
 from mailflow.queries.overview import Overview, overview
