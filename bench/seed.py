@@ -139,9 +139,10 @@ class BenchDatabase:
             params["before"] = conn.execute(text("SELECT max(id) FROM cases")).scalar()
             conn.execute(text(f"""
                 INSERT INTO cases (reference, partnership, policy, state, stage, urgent, fields, missing,
-                                   opened_at, stage_started_at, updated_at)
+                                   opened_at, stage_started_at, updated_at, raising_agency, receiving_agency)
                 SELECT 'SSP-2026-' || lpad(g::text, 7, '0'), c.partnership, c.policy, {state}, {stage},
-                       c.urgent, c.fields, c.missing, c.opened_at, c.stage_started_at, c.updated_at
+                       c.urgent, c.fields, c.missing, c.opened_at, c.stage_started_at, c.updated_at,
+                       c.raising_agency, c.receiving_agency
                 FROM cases c, generate_series(CAST(:first AS integer), CAST(:last AS integer)) g
                 WHERE c.id = :t"""), params)
             # The clones just made: their id and number g.

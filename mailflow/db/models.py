@@ -78,6 +78,9 @@ class Case(Base):
         Index("ix_cases_overview", "partnership", "state", "stage", "urgent", "opened_at"),
         Index("ix_cases_resolved", "partnership", "resolved_at"),
         Index("ix_cases_closed", "partnership", "closed_at"),
+        # The overview counts the live cases per agency from these alone.
+        Index("ix_cases_raising_agency", "partnership", "state", "raising_agency"),
+        Index("ix_cases_receiving_agency", "partnership", "state", "receiving_agency"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
@@ -94,10 +97,23 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The first agency named on each side of the disagreement (the participants hold them all):
+    # what the digest and the dashboard count a case under. Set by `note_agency`.
+    raising_agency: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    receiving_agency: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     participants: Mapped[list[Participant]] = relationship(back_populates="case", order_by="Participant.id")
     deadlines: Mapped[list[Deadline]] = relationship(back_populates="case", order_by="Deadline.due_at")
     events: Mapped[list[Event]] = relationship(back_populates="case", order_by="Event.id")
+
+    def note_agency(self, side: str, agency: str | None) -> None:
+        """A participant of `agency` joined on `side`: the first agency named on a side is the case's."""
+        if not agency:
+            return
+        if side == "raiser" and self.raising_agency is None:
+            self.raising_agency = agency
+        elif side == "other" and self.receiving_agency is None:
+            self.receiving_agency = agency
 
 
 class Participant(Base):

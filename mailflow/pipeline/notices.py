@@ -146,6 +146,7 @@ def add_participants(s: Session, case: Case, emails: Iterable[str], role: str, s
         if email and (email.lower(), role) not in known:
             case.participants.append(Participant(email=email, role=role, side=side, stage=stage,
                                                  agency=agency, name=name or None))
+            case.note_agency(side, agency)
             known.add((email.lower(), role))
 
 

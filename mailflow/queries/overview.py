@@ -8,7 +8,6 @@ Cases are named by reference, stage and agency only: nothing here carries an adu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from mailflow.core.calendar import WorkingCalendar
 from mailflow.core.lifecycle import State
-from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage, Participant, ScheduleClaim
+from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage, ScheduleClaim
 
 if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
@@ -269,18 +268,15 @@ def _open_by_stage(s: Session, p: str, now: datetime) -> tuple[tuple[StageCount,
 
 
 def _by_agency(s: Session, p: str, limit: int) -> Capped[AgencyCount]:
-    # Each live case's (side, agency) pairs once (hashed, in memory: a count(DISTINCT) sorted every
-    # participant row of the live cases, on disk at 10^5 cases), read from the participants'
-    # (case_id, side, agency) index; then counted per pair.
-    agency = func.coalesce(Participant.agency, NOT_IDENTIFIED).label("agency")
-    pairs = (select(Participant.case_id, Participant.side, agency)
-             .join(Case, Participant.case_id == Case.id)
-             .where(Case.partnership == p, Case.state.in_(LIVE), Participant.side.in_(("raiser", "other")))
-             .group_by(Participant.case_id, Participant.side, agency).subquery())
-    rows = s.execute(select(pairs.c.agency, pairs.c.side, func.count()).group_by(pairs.c.agency, pairs.c.side))
+    """Live cases per agency: raised by it (the first agency named on the raising side) and raised
+    with it (the first on the other side); a case with none named on a side is counted under
+    "(agency not identified)", so each column adds up to the live cases. Two ranges of the
+    (partnership, state, agency) indexes, nothing read from the table."""
     counts: dict[str, list[int]] = {}
-    for name, side, n in rows:
-        counts.setdefault(name, [0, 0])[0 if side == "raiser" else 1] += n
+    for i, column in enumerate((Case.raising_agency, Case.receiving_agency)):
+        for name, n in s.execute(select(column, func.count()).where(Case.partnership == p, Case.state.in_(LIVE))
+                                 .group_by(column)):
+            counts.setdefault(name or NOT_IDENTIFIED, [0, 0])[i] += n
     ordered = sorted((AgencyCount(a, r, w) for a, (r, w) in counts.items()), key=lambda c: (-c.total, c.agency))
     return Capped(tuple(ordered[:limit]), len(ordered))
 
@@ -341,24 +337,11 @@ def _new(s: Session, p: str, since: datetime, limit: int) -> Capped[NewCase]:
     keys = s.execute(select(Case.opened_at, Case.id).where(Case.partnership == p, Case.opened_at > since)).all()
     ids = [cid for _, cid in sorted((_aware(at), cid) for at, cid in keys)[:limit]]
     found = {r.id: r for r in s.execute(select(Case.id, Case.reference, Case.state, Case.stage, Case.urgent,
-                                                Case.opened_at).where(Case.id.in_(ids)))} if ids else {}
-    agencies = _agencies(s, ids)
+                                                Case.opened_at, Case.raising_agency, Case.receiving_agency)
+                                         .where(Case.id.in_(ids)))} if ids else {}
     return Capped(tuple(NewCase(r.reference, r.state, r.stage, r.urgent, _aware(r.opened_at),
-                                agencies.get((r.id, "raiser")), agencies.get((r.id, "other")))
+                                r.raising_agency, r.receiving_agency)
                         for r in (found[i] for i in ids)), len(keys))
-
-
-def _agencies(s: Session, case_ids: Sequence[int]) -> dict[tuple[int, str], str]:
-    """The raising and receiving agencies of a few cases (the first named on each side)."""
-    out: dict[tuple[int, str], str] = {}
-    if not case_ids:
-        return out
-    for cid, role, agency in s.execute(select(Participant.case_id, Participant.side, Participant.agency)
-                                       .where(Participant.case_id.in_(case_ids),
-                                              Participant.side.in_(("raiser", "other")),
-                                              Participant.agency.is_not(None)).order_by(Participant.id)):
-        out.setdefault((cid, role), agency or "")
-    return out
 
 
 def _resolved(s: Session, p: str, since: datetime, cal: WorkingCalendar, limit: int) -> Capped[ResolvedCase]:

@@ -98,11 +98,14 @@ def test_the_next_morning(populated) -> None:  # type: ignore[no-untyped-def]
     assert [(c.stage, c.open, c.urgent) for c in o.by_stage] == [(1, 4, 1)]
     assert d.subject == "[SSP] Escalations digest Tue 22 Dec: 4 open, " \
         f"{o.overdue.total} overdue, {o.due_soon.total} due soon, 1 need a person"
-    # Agencies of the live cases (open, or resolved awaiting confirmation): 5 raised by the
-    # hospital trust, 5 with adult social care, and the unroutable one's unknown agencies.
+    # Agencies of the live cases (open, or resolved awaiting confirmation), each case under the
+    # first agency named on each side: the unroutable one's other agency is not identified.
     agencies = {a.agency: (a.raised, a.received) for a in o.by_agency}
-    assert agencies["Great Western Hospitals NHS Foundation Trust"] == (4, 0)
-    assert agencies["Swindon Borough Council - Adult Social Care"] == (0, 4)
+    assert agencies == {"Great Western Hospitals NHS Foundation Trust": (4, 0),
+                        "Swindon Borough Council - Adult Social Care": (0, 4),
+                        "Hilltop Community Lunch Club": (1, 0), "(agency not identified)": (0, 1)}
+    live = o.by_state["open"] + o.by_state["resolved"]   # each live case counted once on each side
+    assert sum(a.raised for a in o.by_agency) == sum(a.received for a in o.by_agency) == live
     assert [c.reference for c in o.new] == list(refs.values()) and o.new.total == 7
     assert {c.reference for c in o.resolved} == {refs["resolved"], refs["closed"]}
     assert all(c.working_days == 0 for c in o.resolved)
