@@ -197,6 +197,10 @@ class WebSettings(Table):
     login_failures_per_client: int = 30    # from one client address (one office behind one address)
     login_window_minutes: int = 15
     case_page_size: int = 50
+    # The names the console answers to (the Host header; a guard against DNS rebinding, where a
+    # web page elsewhere gets a browser to talk to the console by a name of its own). Empty: the
+    # loopback names when it listens on loopback; listening elsewhere, it must be set.
+    allowed_hosts: Array[str] = ()
     oidc: OidcSettings | None = None
 
 

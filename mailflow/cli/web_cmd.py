@@ -18,6 +18,9 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = ctx.config.web
     listen = args.listen or settings.listen
     host, port = parse_listen(listen)
+    if not is_loopback(host) and not settings.allowed_hosts:
+        raise ConfigError(f"--listen {listen}: not a loopback address, so [web] allowed_hosts must name the "
+                          "host names people reach the console by (e.g. [\"console.ssp.example.org\"])")
     web = create_app(ctx.app, ctx.clock, settings)
     print(f"mailflow console on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
     if not is_loopback(host) and settings.secure_cookies != "false":

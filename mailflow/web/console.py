@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
@@ -32,6 +33,8 @@ from mailflow.web.headers import SecurityHeaders
 from mailflow.web.sessions import SessionCodec, SessionState
 from mailflow.web.settings import WebSettings, role_at_least
 
+# The Host names a console on loopback answers to when [web] allowed_hosts is not set.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1")
 MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 40
 
@@ -191,7 +194,10 @@ def create_app(app: App, clock: Clock, settings: WebSettings | None = None,
         console.oidc = OidcClient(console.settings.oidc, app.secret_key, wall_clock)
     routes: list[BaseRoute] = [*auth.routes(), *pages.routes(), *actions.routes(), *quarantine.routes(),
                                *reports.routes()]
-    web = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    web = Starlette(routes=routes, middleware=[
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(console.settings.allowed_hosts or LOOPBACK_NAMES),
+                   www_redirect=False),
+        Middleware(SecurityHeaders)])
     web.state.console = console
     threading.Thread(target=console.warm_up, name="mailflow-web-warm-up", daemon=True).start()
     return web

@@ -3,15 +3,25 @@ below the page's; what a viewer does not see; and the security headers on every 
 
 from __future__ import annotations
 
+import contextlib
+import io
+from pathlib import Path
+
+import httpx
 from sqlalchemy import select
 
+from mailflow.app import App
+from mailflow.cli.main import main
+from mailflow.clock import FixedClock
 from mailflow.db.models import Event
 from mailflow.db.store import find_case
 from mailflow.pipeline import cases
 from mailflow.pipeline.cases import Actor
 from mailflow.web.headers import CSP
+from mailflow.web.settings import WebSettings
+from tests.conftest import write_config
 from tests.engine.conftest import Harness
-from tests.web.conftest import Console, csrf_of
+from tests.web.conftest import Console, csrf_of, make_console
 
 TEAM, VIEWER, ADMIN = "jo.officer@ssp.example.org", "val.viewer@ssp.example.org", "ash.admin@ssp.example.org"
 
@@ -100,3 +110,30 @@ def test_every_response_carries_the_security_headers(console: Console) -> None:
         assert r.headers["x-frame-options"] == "DENY"
     assert c.get("/login").headers["cache-control"] == "no-store"
     assert "<script" not in c.get("/login").text
+
+
+def test_a_request_by_a_host_name_not_allowed_is_refused(console: Console, app: App, clock: FixedClock) -> None:
+    # DNS rebinding: a page at evil.example has the browser send requests to the console under
+    # evil.example's name. On loopback only the loopback names are answered.
+    console.add_user("team@ssp.example.org", "team")
+    c = console.sign_in("team@ssp.example.org")
+    assert c.get("/", headers={"Host": "evil.example"}).status_code == 400
+    assert c.get("/login", headers={"Host": f"evil.example:{console.url.rsplit(':', 1)[1]}"}).status_code == 400
+    assert c.get("/", headers={"Host": "localhost"}).status_code == 200
+    assert c.get("/").status_code == 200   # 127.0.0.1:port
+    # A console behind a proxy answers to the names it is configured for, and only those.
+    named = make_console(app, clock, WebSettings(allowed_hosts=("console.ssp.example.org",)))
+    try:
+        with httpx.Client(base_url=named.url) as other:
+            assert other.get("/login", headers={"Host": "console.ssp.example.org"}).status_code == 200
+            assert other.get("/login").status_code == 400
+    finally:
+        named.server.stop()
+
+
+def test_listening_beyond_loopback_needs_the_allowed_host_names(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["--config", str(cfg), "web", "--listen", "0.0.0.0:8080"])
+    assert code == 2 and "allowed_hosts" in err.getvalue()
