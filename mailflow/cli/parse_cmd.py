@@ -11,14 +11,18 @@ from mailflow.errors import MailflowError
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
-    from parsers import parse_message
+    from parsers import ParseLimits
+    from parsers.worker import parse_in_worker
 
+    # Bounded as the daemon bounds a message: read no more than the size limit allows (a bigger
+    # file is refused as too large), parse in the worker process, stopped after the time limit.
+    limits = ParseLimits()
     try:
         with open(args.file, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(limits.max_message_bytes + 1)
     except OSError as exc:
         raise MailflowError(f"cannot read {args.file}: {exc.strerror or exc}") from None
-    parsed = parse_message(raw)
+    parsed = parse_in_worker(raw, limits)
     data = parsed.to_json()
     if getattr(args, "format", "text") == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False, default=str))

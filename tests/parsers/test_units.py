@@ -182,6 +182,27 @@ def test_cli_json_and_text(tmp_path, capsys) -> None:
     assert "kind:      reply" in text and "#resolved agreed" in text
 
 
+def test_cli_bounds_a_hostile_file_as_the_daemon_does(tmp_path, capsys) -> None:
+    """`mailflow parse` refuses a file over the message size limit (read no further than the
+    limit) and parses in the worker process, as ingest does."""
+    from parsers import ParseLimits
+    from parsers.worker import shared_worker
+
+    big = tmp_path / "big.eml"
+    with big.open("wb") as fh:
+        fh.write(b"From: a@x.example\r\nSubject: big\r\n\r\n")
+        fh.truncate(ParseLimits().max_message_bytes + 4096)
+    assert cli_main(["parse", str(big), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kind"] == "unrelated" and "larger than" in out["rejected"]
+    started = shared_worker().started
+    f = tmp_path / "m.eml"
+    f.write_bytes(_raw("From: a@x.example\nSubject: RE: [SSP-2026-0007] x", "#resolved agreed\n"))
+    assert cli_main(["parse", str(f), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "reply"
+    assert shared_worker().started >= max(started, 1)   # parsed in the worker process
+
+
 def test_cli_unreadable_file(tmp_path, capsys) -> None:
     assert cli_main(["parse", str(tmp_path / "absent.eml")]) == 1
     err = capsys.readouterr().err.strip()
