@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,8 @@ class Database:
         """Refuse a database whose schema is not this mailflow's newest (every command but `run`
         and `db upgrade`, which migrate). An empty SQLite file (the embedded default's first use)
         is created at head: there is nothing to migrate and no other worker to race."""
+        if self._at_shipped_head():
+            return
         current, head = self.revisions()
         if current == head:
             return
@@ -125,6 +129,20 @@ class Database:
             self.upgrade()
             return
         raise SchemaNotCurrent(current, head, known=current is None or current in _known_revisions())
+
+    def _at_shipped_head(self) -> bool:
+        """The common case, cheaply: the database's one revision is the newest migration file's,
+        read with one query and without loading Alembic or its scripts (every command but `run`
+        and `db upgrade` asks this at start-up). Anything else (no version table, another
+        revision, a layout of the scripts this does not read) is Alembic's to judge."""
+        head = shipped_head()
+        if head is None:
+            return False
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return False
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        return found == [head]
 
     @property
     def shown_url(self) -> str:
@@ -174,6 +192,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin_immediate(conn: Any) -> None:
     # Writers queue on the lock at BEGIN rather than failing at their first write.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]+)?=\s*(.*?)\s*$", re.MULTILINE)
+_QUOTED = re.compile(r"""^(?:"([^"]+)"|'([^']+)')$""")
+
+
+@cache
+def shipped_head() -> str | None:
+    """The newest revision among the migration files, read as text (no import): the one no other
+    file names as its down_revision. None when a file is not of the plain one-parent form this
+    reads (a merge, a computed id) or there is not exactly one head: then ask Alembic."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = {m.group(1): m.group(2) for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
+        if set(found) != {"revision", "down_revision"}:
+            return None
+        for key, value in found.items():
+            quoted = _QUOTED.match(value)
+            if quoted is None and not (key == "down_revision" and value == "None"):
+                return None
+            if quoted is not None:
+                (revisions if key == "revision" else parents).add(quoted.group(1) or quoted.group(2))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _known_revisions() -> set[str]:

@@ -170,3 +170,23 @@ def test_daemons_starting_together_on_an_empty_database_all_start(tmp_path: Path
         assert p.returncode == 0, out + err
         assert "SSP: mailbox: nothing new" in out
     assert _revision(pg_url) == HEAD
+
+
+def test_the_newest_migration_read_as_text_is_alembics_head() -> None:
+    from mailflow.db.database import shipped_head
+
+    assert shipped_head() == HEAD
+
+
+def test_a_database_at_head_is_checked_without_loading_alembic(db_url: str) -> None:
+    """The start-up check every command makes costs one query, not Alembic's import and scripts."""
+    db = Database(db_url)
+    try:
+        db.upgrade()
+    finally:
+        db.dispose()
+    code = ("import sys; from mailflow.db.database import Database; db = Database(sys.argv[1]); "
+            "db.require_head(create_empty_sqlite=False); db.dispose(); print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] == 'alembic'))")
+    out = subprocess.run([sys.executable, "-c", code, db_url], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stderr
