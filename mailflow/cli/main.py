@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from mailflow.cli.context import CliContext
 from mailflow.core.lifecycle import State
-from mailflow.errors import MailflowError
-from mailflow.logging_setup import configure_logging, error_summary
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by SIGPIPE
 
@@ -212,6 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    # Imported once the command is known (`--help` and usage errors never need them); each command's
+    # own module is imported only when that command runs (HANDLERS).
+    import logging
+
+    from mailflow.cli.context import CliContext
+    from mailflow.errors import MailflowError
+    from mailflow.logging_setup import configure_logging, error_summary
+
     configure_logging(args.verbose)
     module_name, func_name = HANDLERS[args.command].split(":")
     ctx = CliContext(config_path=args.config, at=getattr(args, "at", None))
