@@ -16,12 +16,13 @@ deadline; it is not one), as `cases show` and the digest count it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, exists, func, select, true
+from sqlalchemy import ColumnElement, Connection, Select, Text, and_, cast, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from mailflow.db.models import Case, Deadline, Participant
@@ -91,15 +92,24 @@ def list_cases(session: Session, filters: CaseFilter | None = None, *, limit: in
 
 
 def iter_cases(session: Session, filters: CaseFilter | None = None, *, page_size: int = STREAM_PAGE
-               ) -> Iterator[CaseRow]:
-    """Every matching case, in one query read through a server-side cursor `page_size` rows at a
-    time (memory follows the batch, not the number of cases).
+               ) -> Generator[CaseRow, None, None]:
+    """Every matching case, in one query read `page_size` rows at a time (memory follows the
+    batch, not the number of cases). Its datetimes are aware (on PostgreSQL in the connection's
+    time zone, not necessarily UTC: the same instants).
 
-    On PostgreSQL, JIT compilation is turned off for the rest of the transaction: the planner's
-    cost for 10^5 index lookups makes it compile the query, which takes longer (0.4 s at 10^5
-    cases) than the lookups it would speed up."""
+    On PostgreSQL, JIT compilation is off for the query (the planner's cost for 10^5 index
+    lookups makes it compile the query, which takes longer, 0.4 s at 10^5 cases, than the lookups
+    it would speed up), and the rows are streamed to the client in chunks as the server finds them
+    (psycopg's `stream`), so the server's work overlaps this process's: 10^5 cases read in 1.2 s
+    rather than 1.8-2.4 s through a server-side cursor, whose every fetch waits for the server.
+    While it streams, the connection is the stream's: use the session again only once the
+    iterator is exhausted or closed (`contextlib.closing`), else the driver's lock waits forever."""
     conn = session.connection()
     lateral = _lateral(conn)
+    if lateral and _chunked_stream():
+        yield from _stream_postgresql(conn, _rows(filters or CaseFilter(), None, None, lateral, raw=True),
+                                      page_size)
+        return
     if lateral:
         conn.exec_driver_sql("SET LOCAL jit = off")
     result = conn.execute(_rows(filters or CaseFilter(), None, None, lateral),
@@ -109,6 +119,39 @@ def iter_cases(session: Session, filters: CaseFilter | None = None, *, page_size
             yield _case_row(r)
     finally:
         result.close()
+
+
+def _chunked_stream() -> bool:
+    import psycopg
+
+    return psycopg.capabilities.has_stream_chunked()   # libpq 17 or later (psycopg-binary bundles it)
+
+
+def _stream_postgresql(conn: Connection, stmt: Select[*tuple[Any, ...]], page_size: int) -> Iterator[CaseRow]:
+    """The rows straight from psycopg, no SQLAlchemy result processing: its datetimes are already
+    aware, and `missing` comes as JSON text (`raw=True`), parsed only when not empty. Within a
+    savepoint, so a caller that stops reading early (psycopg then cancels the query) leaves its
+    transaction usable."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cur:
+        cur.execute("SAVEPOINT case_list_stream")
+        cur.execute("SET LOCAL jit = off")
+        finished = False
+        try:
+            for (id_, reference, partnership, policy, state, stage, urgent, opened_at, stage_started_at,
+                 updated_at, missing, due_at, step, action) in cur.stream(str(compiled), compiled.params,
+                                                                          size=page_size):
+                yield CaseRow(id_, reference, partnership, policy, state, stage, urgent, opened_at,
+                              stage_started_at, updated_at,
+                              [] if missing is None or missing == "[]" else list(json.loads(missing) or []),
+                              due_at, step, action)
+            finished = True
+        finally:
+            if not finished:
+                cur.execute("ROLLBACK TO SAVEPOINT case_list_stream")
+            cur.execute("RELEASE SAVEPOINT case_list_stream")
 
 
 def _lateral(conn: Connection) -> bool:
@@ -139,17 +182,20 @@ _LISTED = (Case.id, Case.reference, Case.partnership, Case.policy, Case.state, C
            Case.opened_at, Case.stage_started_at, Case.updated_at, Case.missing)
 
 
-def _rows(f: CaseFilter, after: int | None, limit: int | None, lateral: bool) -> Select[*tuple[Any, ...]]:
+def _rows(f: CaseFilter, after: int | None, limit: int | None, lateral: bool, *, raw: bool = False
+          ) -> Select[*tuple[Any, ...]]:
     """The listed cases in case order, each with its next deadline's due_at, step and action: one
     index lookup per case. PostgreSQL joins the deadline LATERAL (a nested loop in case order, no
-    sort); elsewhere its id is found by a correlated subquery and the deadline joined by that id."""
+    sort); elsewhere its id is found by a correlated subquery and the deadline joined by that id.
+    `raw` (PostgreSQL, read without SQLAlchemy's result processing): `missing` as its JSON text."""
     where = _where(f)
     if after is not None:
         where.append(Case.id > after)
     if lateral:
         nxt = (_next_deadline(Deadline.due_at, Deadline.step, Deadline.action).correlate(Case)
                .lateral("next_deadline"))
-        stmt = (select(*_LISTED, nxt.c.due_at, nxt.c.step, nxt.c.action).outerjoin(nxt, true())
+        columns: tuple[Any, ...] = (*_LISTED[:-1], cast(Case.missing, Text)) if raw else _LISTED
+        stmt = (select(*columns, nxt.c.due_at, nxt.c.step, nxt.c.action).outerjoin(nxt, true())
                 .where(*where).order_by(Case.id))
         return stmt if limit is None else stmt.limit(limit)
     next_id = _next_deadline(Deadline.id).correlate(Case).scalar_subquery().label("next_id")

@@ -10,10 +10,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from mailflow.case_view import case_summary
+from mailflow.cli import cases_cmd
 from mailflow.cli.main import main
 from mailflow.clock import parse_instant
 from mailflow.db.models import Case
-from mailflow.queries.case_list import CaseFilter, count_cases, iter_cases, list_cases
+from mailflow.queries.case_list import CaseFilter, CaseRow, count_cases, iter_cases, list_cases
 from tests.conftest import write_config
 from tests.engine.conftest import Harness
 
@@ -78,7 +79,7 @@ def test_filters(h_any: Harness) -> None:
         assert count_cases(s, CaseFilter(state="open")) == 2
 
 
-def test_cases_list_streams_json_and_json_lines(tmp_path, capsys, sqlite_url: str) -> None:
+def test_cases_list_streams_json_and_json_lines(tmp_path, capsys, monkeypatch, sqlite_url: str) -> None:
     from tests.engine.conftest import open_harness
 
     h = open_harness(tmp_path, sqlite_url)
@@ -89,8 +90,19 @@ def test_cases_list_streams_json_and_json_lines(tmp_path, capsys, sqlite_url: st
     config = str(tmp_path / "mailflow.toml")
     assert config == str(write_config(tmp_path, sqlite_url))
     assert main(["--config", config, "cases", "list", "--format", "json", "--at", "2026-12-22T10:00"]) == 0
-    listed = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    listed = json.loads(out)
     assert [r["reference"] for r in listed] == refs
+    # Written in chunks of rows, byte for byte what json.dumps of each row, one by one, would give.
+    assert out == "[" + ",".join("\n  " + json.dumps(r) for r in listed) + "\n]\n"
+    for chunk in (1, 2, 3):
+        monkeypatch.setattr(cases_cmd, "_CHUNK", chunk)
+        assert main(["--config", config, "cases", "list", "--format", "json", "--at", "2026-12-22T10:00"]) == 0
+        assert capsys.readouterr().out == out
+        assert main(["--config", config, "cases", "list", "--format", "jsonl"]) == 0
+        assert capsys.readouterr().out == "".join(json.dumps(r) + "\n" for r in listed)
+    assert main(["--config", config, "cases", "list", "--format", "json", "--state", "closed"]) == 0
+    assert capsys.readouterr().out == "[\n]\n"
     assert set(listed[0]) == {"reference", "partnership", "policy", "state", "stage", "urgent", "opened_at",
                               "stage_started_at", "next_due", "next_step", "missing"}
     assert main(["--config", config, "cases", "list", "--format", "jsonl", "--ref", refs[1]]) == 0
@@ -98,3 +110,41 @@ def test_cases_list_streams_json_and_json_lines(tmp_path, capsys, sqlite_url: st
     assert [json.loads(line)["reference"] for line in lines] == [refs[1]]
     assert main(["--config", config, "cases", "list", "--state", "closed"]) == 0
     assert capsys.readouterr().out == "no cases\n"
+
+
+def test_stopping_early_leaves_the_transaction_usable(h_any: Harness) -> None:
+    refs = _open_cases(h_any, 3)
+    with h_any.app.db.transaction() as s:
+        stream = iter_cases(s, page_size=1)
+        assert next(stream).reference == refs[0]
+        stream.close()   # PostgreSQL: the streamed query is cancelled, within its savepoint
+        assert [r.reference for r in iter_cases(s)] == refs
+        assert count_cases(s) == 3
+
+
+def _row(**kw: object) -> CaseRow:
+    at = parse_instant("2026-07-01T09:30:00.250000")   # BST, with microseconds
+    base: dict[str, object] = dict(id=1, reference="SSP-2026-0001", partnership="SSP", policy="swindon",
+                                   state="open", stage=2, urgent=False, opened_at=at, stage_started_at=at,
+                                   updated_at=at, missing=[], next_due=None, next_step=None, next_action=None)
+    return CaseRow(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_json_rows_are_json_dumps_byte_for_byte() -> None:
+    winter = parse_instant("2026-12-30T17:00:00")
+    rows = [_row(), _row(urgent=True, next_due=winter, next_step="resolve", state="resolved", stage=1),
+            _row(reference='Ré"f\\\n\t\u2028😀', partnership="Sé", policy="p\"o", state="x\x01",
+                 next_step="st\u00e9p", missing=["adult_name", "d\u00e9tails \"quoted\""], next_due=winter),
+            _row(opened_at=winter, missing=["one"])]
+    for r in rows:
+        assert cases_cmd.json_row(r) == json.dumps(cases_cmd.list_row(r))
+
+
+def test_what_an_incomplete_form_lacks_comes_back_as_a_list(h_any: Harness) -> None:
+    first, second = _open_cases(h_any, 2)
+    with h_any.app.db.transaction() as s:
+        s.scalars(select(Case).where(Case.reference == first)).one().missing = ["adult_name", "d\u00e9tails"]
+        s.scalars(select(Case).where(Case.reference == second)).one().missing = []
+    with h_any.app.db.transaction() as s:
+        assert [r.missing for r in iter_cases(s)] == [["adult_name", "d\u00e9tails"], []]
+        assert [r.missing for r in list_cases(s).rows] == [["adult_name", "d\u00e9tails"], []]
