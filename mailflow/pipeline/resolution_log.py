@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.core.form_fields import TRIED, given, show
@@ -45,14 +45,16 @@ def filename(prefix: str, now: datetime) -> str:
 
 def resolution_log(s: Session, prefix: str, since: datetime, personal_data: bool, stage_names: Mapping[int, str],
                    max_rows: int = MAX_ROWS) -> bytes:
-    # The ids from the indexes (two ranges rather than one OR, which would read every case),
-    # the rows for the first `max_rows` only, in case-number order.
-    live = s.scalars(select(Case.id).where(Case.partnership == prefix, Case.state.in_(LIVE))).all()
-    ended = s.scalars(select(Case.id).where(Case.partnership == prefix, Case.closed_at > since,
-                                            Case.state.not_in(LIVE))).all()
-    total = len(live) + len(ended)
-    chosen = sorted(live)[:max_rows]
-    chosen += sorted(ended)[:max_rows - len(chosen)]
+    # Counted, and the first `max_rows` ids found, in the indexes (two ranges rather than one OR,
+    # which would read every case); the rows for those ids only, in case-number order. (Reading
+    # every live id to count them took 0.3 s at 10^5 cases.)
+    live_where = (Case.partnership == prefix, Case.state.in_(LIVE))
+    ended_where = (Case.partnership == prefix, Case.closed_at > since, Case.state.not_in(LIVE))
+    total = sum(s.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+                for where in (live_where, ended_where))
+    chosen = list(s.scalars(select(Case.id).where(*live_where).order_by(Case.id).limit(max_rows)))
+    if len(chosen) < max_rows:
+        chosen += s.scalars(select(Case.id).where(*ended_where).order_by(Case.id).limit(max_rows - len(chosen)))
     by_id = {}
     for i in range(0, len(chosen), _CHUNK):
         for r in s.execute(select(Case.id, Case.reference, Case.state, Case.stage, Case.fields, Case.outcome,

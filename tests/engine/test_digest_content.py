@@ -18,6 +18,7 @@ from mailflow.clock import FixedClock, parse_instant
 from mailflow.db.models import Case, OutboxMessage
 from mailflow.pipeline import digest as digest_module
 from mailflow.pipeline.digest import Digest, render_digests, send_digests
+from mailflow.pipeline.resolution_log import resolution_log
 from mailflow.queries.overview import overview
 from tests.conftest import make_config, make_form, make_message
 from tests.engine.conftest import ASC_MANAGER, RAISER, START, Harness
@@ -182,6 +183,17 @@ def test_the_csv_is_appendix_1_without_the_adults_details_unless_allowed(populat
     assert by_ref[refs["hostile"]][3].startswith("'=HYPERLINK")   # a spreadsheet shows it, never runs it
     assert d.csv_name == "SSP-case-resolution-log-2026-12-22.csv"
     _no_personal_data(d)
+
+
+def test_a_long_csv_is_capped_live_cases_first_in_case_order(populated) -> None:  # type: ignore[no-untyped-def]
+    h, refs = populated
+    live = [refs[k] for k in ("open", "urgent", "unroutable", "resolved", "hostile")]   # case order
+    for cap, listed in ((2, live[:2]), (5, live), (6, [*live, refs["closed"]])):
+        with h.app.db.transaction() as s:
+            log = resolution_log(s, "SSP", T("2026-12-21T08:00:00"), False, {1: "Stage 1"}, max_rows=cap)
+        rows = list(csv.reader(io.StringIO(log.decode("utf-8-sig"))))[1:]
+        more = [f"... and {6 - cap} more cases: mailflow cases list"] if cap < 6 else []
+        assert [r[0] for r in rows] == listed + more
 
 
 def test_the_adults_details_go_in_the_csv_only_when_the_config_allows(tmp_path: Path) -> None:
