@@ -25,7 +25,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, String, Text, case, cast, column, func, literal, or_, select, text, true
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -209,6 +208,8 @@ def _raiser_agencies(postgres: bool) -> Any:
     with DISTINCT ON (NULLs sort last, so a case with any agency gets the least one): at 10^5 cases
     an index-only scan instead of grouping every raiser row (the query 0.45 s -> 0.25 s)."""
     if postgres:
+        from sqlalchemy.dialects.postgresql import distinct_on
+
         return (select(Participant.case_id.label("case_id"), Participant.agency.label("agency"))
                 .where(Participant.side == "raiser")
                 .order_by(Participant.case_id, Participant.agency)
