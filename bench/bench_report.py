@@ -8,7 +8,8 @@ escalated to each stage reached, resolved or withdrawn), with fired deadlines fo
 Each timed run is one `board_report()` over the whole year plus its CSV and XLSX rendering, as
 `mailflow report` makes them; peak memory is the Python heap's peak during the run (tracemalloc)
 and the process's peak resident set size. Then `mailflow report --format xlsx` as a command, in a
-fresh process each run (imports, configuration, schema check, report, file): time and peak RSS.
+fresh process each run (imports, configuration, schema check, report, file): time and peak RSS;
+and the start-up every command pays (`mailflow --help`, `mailflow policy list`).
 
 Run: .venv/bin/python -m bench.bench_report [--cases 100000] [--runs 3]
 """
@@ -24,6 +25,7 @@ import sys
 import time
 import tracemalloc
 from datetime import date, timedelta
+from pathlib import Path
 
 import psycopg
 from sqlalchemy import text
@@ -129,9 +131,26 @@ def main() -> None:
                met=cli_rss < 200, note="largest of the runs (RUSAGE_CHILDREN)")
         record(SECTION, "process peak resident set (whole bench)", rss, "MB", target="< 200 MB", met=rss < 200,
                note="includes the seeding and the interpreter")
+        startup(db.workdir / "mailflow.toml", runs=max(args.runs, 5))
     finally:
         app.close()
         db.drop()
+
+
+def startup(config: Path, runs: int) -> None:
+    """What every command pays before its work: `mailflow --help` (argument parsing only) and
+    `mailflow policy list` (the configuration loaded and validated, no database)."""
+    for name, argv in (("--help", ["--help"]), ("policy list", ["--config", str(config), "policy", "list"])):
+        command = [sys.executable, "-m", "mailflow.cli.main", *argv]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)   # warm the file cache
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            samples.append(time.perf_counter() - started)
+        value = statistics.median(samples) * 1000
+        record(SECTION, f"CLI start-up: `mailflow {name}` (median of {runs})", value, "ms",
+               note=f"fresh process each run, start to exit; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
