@@ -96,17 +96,22 @@ def list_row(r: CaseRow) -> dict[str, Any]:
 def json_row(r: CaseRow) -> str:
     """`json.dumps(list_row(r))`, byte for byte (a test holds them equal), without building a dict
     per case: the strings escaped by json's own encoder (ensure_ascii), the few distinct words
-    (partnership, policy, state, step) escaped once. 10^5 cases: ~0.5 s less than json.dumps."""
+    (partnership, policy, state, step) escaped once. The UK-local times cost most (~1.4 us each):
+    a stage that began when the case opened reuses the opening's, and deadlines, which many cases
+    share (5pm on a working day), are formatted once each. 10^5 cases: ~0.9 s less than json.dumps."""
+    opened = local_iso(r.opened_at)
+    started = opened if r.stage_started_at == r.opened_at else local_iso(r.stage_started_at)
     nd = r.next_due
     return (f'{{"reference": {_string(r.reference)}, "partnership": {_word(r.partnership)}, '
             f'"policy": {_word(r.policy)}, "state": {_word(r.state)}, "stage": {int(r.stage)}, '
-            f'"urgent": {"true" if r.urgent else "false"}, "opened_at": "{local_iso(r.opened_at)}", '
-            f'"stage_started_at": "{local_iso(r.stage_started_at)}", '
-            f'"next_due": {f"{chr(34)}{local_iso(nd)}{chr(34)}" if nd else "null"}, '
+            f'"urgent": {"true" if r.urgent else "false"}, "opened_at": "{opened}", '
+            f'"stage_started_at": "{started}", '
+            f'"next_due": {f"{chr(34)}{_due_iso(nd)}{chr(34)}" if nd else "null"}, '
             f'"next_step": {"null" if r.next_step is None else _word(r.next_step)}, '
             f'"missing": {json.dumps(r.missing) if r.missing else "[]"}}}')
 
 
+_due_iso = functools.lru_cache(maxsize=4096)(local_iso)
 _string = json.encoder.encode_basestring_ascii   # what json.dumps writes for a str (ensure_ascii)
 _word = functools.lru_cache(maxsize=512)(_string)
 
