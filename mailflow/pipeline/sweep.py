@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 DEADLINE_ACTOR = Actor("deadline")
 MAX_CHAIN = 100   # deadlines of one case settled in one transaction (a guard: a case has a handful)
-BATCH = 100       # due deadlines claimed (with their cases) per transaction
+BATCH = 250       # due deadlines claimed (with their cases) per transaction
 LEDGER_KEYS = "mailflow.sweep.ledger_keys"   # session.info: the ledger keys a batch's cases hold
 LATE_AFTER = timedelta(minutes=15)   # a deadline noticed later than this after it fell due was missed
 
