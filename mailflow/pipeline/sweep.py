@@ -116,8 +116,9 @@ def _batch(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResul
     order, each case's due deadlines, in order, in this one transaction (see `_catch_up`). What
     the batch needs is loaded in a few queries: the cases with their participants and deadlines,
     and their thread roots. Notices without attachments are queued rendered but not composed
-    (the sender composes them: `outbox.materialise`). False when nothing is due (or every due
-    case is held elsewhere)."""
+    (the sender composes them: `outbox.materialise`); the ledger keys and outbox rows the batch
+    adds are written at its end, one executemany per table (`_insert_queued`). False when nothing
+    is due (or every due case is held elsewhere)."""
     stmt = (select(Deadline.id, Deadline.case_id).join(Case, Deadline.case_id == Case.id)
             .where(Case.partnership == rt.prefix, Deadline.state == "pending", Deadline.due_at <= now)
             .order_by(Deadline.state, Deadline.due_at, Deadline.id).limit(max(size, 1)))

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from mailflow.clock import parse_instant
-from mailflow.db.models import OutboxMessage
+from mailflow.db.bounds import ELLIPSIS
+from mailflow.db.models import Case, LedgerEntry, OutboxMessage
 from mailflow.pipeline import sweep as sweep_module
 from mailflow.pipeline.sender import drain
 from tests.engine.conftest import Harness
@@ -73,3 +74,30 @@ def test_a_failing_case_undoes_only_itself(h: Harness, monkeypatch: pytest.Monke
     again = h.sweep()
     assert sorted(f.reference for f in again.fired) == [bad, last]
     assert h.sweep().fired == []
+
+
+def test_a_batch_writes_its_rows_in_the_order_queued_fitted_and_with_their_defaults(h_any: Harness) -> None:
+    """The batch's ledger keys and outbox rows go in by one executemany per table (`_insert_queued`):
+    still in the order they were queued (the first is a case's thread root), cut to their columns
+    as a flush cuts them, and with the model's defaults where a row leaves a column unset."""
+    ref = h_any.open_case()
+    now = h_any.clock.now()
+    with h_any.app.db.transaction() as s:
+        case_id = s.scalars(select(Case.id).where(Case.reference == ref)).one()
+        for i in range(3):
+            s.add(OutboxMessage(partnership="SSP", case_id=case_id, kind="reminder", message_id=f"<bulk-{i}@test>",
+                                envelope_from="safeguarding@ssp.example.org", recipients=["a@gwh.nhs.example.org"],
+                                subject="S" * 2000 if i == 1 else f"subject {i}", draft={"n": i},
+                                next_attempt_at=now, created_at=now))
+            s.add(LedgerEntry(case_id=case_id, stage=9, step=f"step{i}", kind="remind", due_at=now, fired_at=now))
+        sweep_module._insert_queued(s)
+        assert not s.new
+    with h_any.app.db.transaction() as s:
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.message_id.like("<bulk-%"))
+                         .order_by(OutboxMessage.id)).all()
+        assert [r.message_id for r in rows] == [f"<bulk-{i}@test>" for i in range(3)]
+        assert [r.draft for r in rows] == [{"n": 0}, {"n": 1}, {"n": 2}]
+        assert len(rows[1].subject) == 998 and rows[1].subject.endswith(ELLIPSIS)
+        assert all(r.state == "pending" and r.attempts == 0 and r.stored_raw is None for r in rows)
+        steps = s.scalars(select(LedgerEntry.step).where(LedgerEntry.stage == 9).order_by(LedgerEntry.id)).all()
+        assert steps == ["step0", "step1", "step2"]
