@@ -117,7 +117,7 @@ def _batch(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResul
     the batch needs is loaded in a few queries: the cases with their participants and deadlines,
     and their thread roots. Notices without attachments are queued rendered but not composed
     (the sender composes them: `outbox.materialise`); the ledger keys and outbox rows the batch
-    adds are written at its end, one executemany per table (`_insert_queued`). False when nothing
+    adds are written at its end, one executemany per table (`insert_queued`). False when nothing
     is due (or every due case is held elsewhere)."""
     stmt = (select(Deadline.id, Deadline.case_id).join(Case, Deadline.case_id == Case.id)
             .where(Case.partnership == rt.prefix, Deadline.state == "pending", Deadline.due_at <= now)
@@ -143,7 +143,7 @@ def _batch(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResul
     try:
         for case_id in case_ids:
             _settle_case(s, rt, loaded[case_id], now, result, first_outbox)
-        _insert_queued(s)
+        insert_queued(s)
         s.flush()
     finally:
         forget_thread_roots(s)
@@ -155,7 +155,7 @@ def _batch(s: Session, rt: PartnershipRuntime, now: datetime, result: SweepResul
 BULK_MODELS = (LedgerEntry, OutboxMessage)   # rows a batch adds and nobody reads back as objects
 
 
-def _insert_queued(s: Session) -> None:
+def insert_queued(s: Session) -> None:
     """Write the ledger keys and outbox rows the batch has added (and not yet flushed) with one
     executemany per table, in the order they were added, instead of the unit of work's INSERT ...
     RETURNING of every row (whose ids nobody here needs; on PostgreSQL its statement of thousands

@@ -77,7 +77,7 @@ def test_a_failing_case_undoes_only_itself(h: Harness, monkeypatch: pytest.Monke
 
 
 def test_a_batch_writes_its_rows_in_the_order_queued_fitted_and_with_their_defaults(h_any: Harness) -> None:
-    """The batch's ledger keys and outbox rows go in by one executemany per table (`_insert_queued`):
+    """The batch's ledger keys and outbox rows go in by one executemany per table (`insert_queued`):
     still in the order they were queued (the first is a case's thread root), cut to their columns
     as a flush cuts them, and with the model's defaults where a row leaves a column unset."""
     ref = h_any.open_case()
@@ -90,7 +90,7 @@ def test_a_batch_writes_its_rows_in_the_order_queued_fitted_and_with_their_defau
                                 subject="S" * 2000 if i == 1 else f"subject {i}", draft={"n": i},
                                 next_attempt_at=now, created_at=now))
             s.add(LedgerEntry(case_id=case_id, stage=9, step=f"step{i}", kind="remind", due_at=now, fired_at=now))
-        sweep_module._insert_queued(s)
+        sweep_module.insert_queued(s)
         assert not s.new
     with h_any.app.db.transaction() as s:
         rows = s.scalars(select(OutboxMessage).where(OutboxMessage.message_id.like("<bulk-%"))
