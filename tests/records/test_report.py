@@ -217,3 +217,34 @@ def test_the_sql_aggregates_equal_a_case_by_case_computation(
         assert dict(report.themes) == expected["themes"]
         assert report.with_learning == expected["learning"]
     assert expected["agencies"] and expected["stages"]          # the last period is not empty
+
+
+@pytest.mark.postgres
+def test_on_postgresql_every_part_of_the_report_reads_the_callers_snapshot(tmp_path: Path, pg_url: str) -> None:
+    """The report's queries run side by side on their own connections, each on the snapshot of the
+    caller's transaction: a case committed after that snapshot was taken is in no figure."""
+    from sqlalchemy import func
+    from sqlalchemy.orm import Session
+
+    from mailflow.db.models import Case
+    from mailflow.queries.board_report import Period, board_report
+    from tests.engine.conftest import open_harness
+
+    h = open_harness(tmp_path, pg_url)
+    try:
+        h.open_case()
+        calendars = {name: p.calendar for name, p in h.app.policies.items()}
+        period, as_of = Period(date(2026, 12, 1), date(2026, 12, 31)), parse_instant("2026-12-22T12:00:00")
+        with h.app.db.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, \
+                Session(bind=conn) as s:
+            assert s.execute(select(func.count()).select_from(Case)).scalar_one() == 1   # the snapshot
+            h.open_case()                                    # committed on another connection after it
+            report = board_report(s, period, as_of, calendars)
+        assert report.raised == 1
+        assert sum(st.ongoing for st in report.stages) == 1
+        with h.app.db.transaction() as s:
+            report = board_report(s, period, as_of, calendars)
+        assert report.raised == 2
+        assert sum(st.ongoing for st in report.stages) == 2
+    finally:
+        h.app.close()
