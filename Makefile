@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/mailflow demo
 
+# The suite on every CPU (pytest-xdist); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 # The SIGKILL crash suite at length (CI runs 20 kills): CHAOS_KILLS and CHAOS_SEED choose the run.
 CHAOS_KILLS ?= 200
