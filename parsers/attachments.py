@@ -6,7 +6,7 @@ import contextlib
 import io
 import logging
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from email.message import EmailMessage, Message
 from email.utils import format_datetime
@@ -231,130 +231,118 @@ _PLAIN = frozenset((int, float, str, bool, type(None)))
 _COLOUR_SPACES: dict[str, Any] = {}
 
 
-def _char_converter(page: Any) -> Callable[[Any], dict[str, Any]]:
-    """pdfplumber's `Page.process_object`, the same dicts made faster for characters (nearly all
-    of a form's objects): it resolves every attribute through the generic recursive walker and
-    decodes the colour space's name character by character; a character's attributes are numbers,
-    strings and number tuples, which need no resolving, and a page has one or two colour spaces.
-    Anything else goes to pdfplumber's own method."""
-    from pdfminer.layout import LTChar
-    from pdfplumber.page import ALL_ATTRS, Page
+def _read_objects(page: Any) -> None:
+    """What pdfplumber's `Page.objects` holds, the same dicts, built faster and stored where
+    pdfplumber caches them (its table finder and text extraction read them from there).
+
+    pdfplumber has pdfminer make an LTChar per character, then turns each into a dict through a
+    generic recursive resolver (and decodes the colour space's name character by character): most
+    of a PDF form's parse time. Here the device builds each character's dict as it is drawn, with
+    pdfminer's own arithmetic in its order (so every number is the same), each font's text, width
+    and descent looked up once per glyph. Characters that need more (a vertical font, a byte font
+    name, Unicode normalisation, layout analysis) and every other object take pdfplumber's path."""
+    from pdfminer.layout import LTChar, LTContainer
+    from pdfminer.pdffont import PDFUnicodeNotDefined
+    from pdfminer.pdfinterp import PDFPageInterpreter
+    from pdfminer.utils import apply_matrix_rect
+    from pdfplumber.page import Page, PDFPageAggregatorWithMarkedContent
+    from pdfplumber.utils.exceptions import PdfminerException
     from pdfplumber.utils.pdfinternals import resolve_all, resolve_and_decode
 
+    pdf = page.pdf
     general = Page.process_object
-    page_number = page.page_number
-    height = page.height
+    page_number, height, doctop = page.page_number, page.height, page.initial_doctop
     mb_x0, mb_top = page.mediabox[:2]
-    doctop = page.initial_doctop
-    norm = page.pdf.unicode_norm
+    fast = pdf.unicode_norm is None and pdf.laparams is None
+    chars: list[dict[str, Any]] = []      # in the order drawn, as pdfplumber's walk of the layout gives
+    glyphs: dict[tuple[Any, int], tuple[str, float, Any]] = {}
 
     def resolved(v: Any) -> Any:
         t = type(v)
-        if t in _PLAIN:
-            return v
-        if t is tuple and all(type(e) in _NUMBERS for e in v):
+        if t in _PLAIN or (t is tuple and all(type(e) in _NUMBERS for e in v)):
             return v
         return resolve_all(v)
 
-    def convert(obj: Any) -> dict[str, Any]:
-        if type(obj) is not LTChar or norm is not None or hasattr(obj, "scs"):
-            return general(page, obj)
-        attr = {k: resolved(v) for k, v in obj.__dict__.items() if k in ALL_ATTRS}
-        attr["object_type"] = "char"
-        attr["page_number"] = page_number
-        if hasattr(obj, "ncs"):
-            name = obj.ncs.name
-            if type(name) is str:
-                decoded = _COLOUR_SPACES.get(name)
-                if decoded is None:
-                    decoded = resolve_and_decode(name)
-                    if len(_COLOUR_SPACES) < 64:      # a hostile PDF could name thousands
-                        _COLOUR_SPACES[name] = decoded
-                attr["ncs"] = decoded
-            else:
-                attr["ncs"] = resolve_and_decode(name)
-        attr["text"] = obj.get_text()
-        gs = obj.graphicstate
-        attr["stroking_color"] = gs.scolor if isinstance(gs.scolor, tuple) else (gs.scolor,)
-        attr["non_stroking_color"] = gs.ncolor if isinstance(gs.ncolor, tuple) else (gs.ncolor,)
-        if isinstance(attr["fontname"], bytes):
-            return general(page, obj)
-        if "y0" in attr:
-            attr["top"] = (height - attr["y1"]) + mb_top
-            attr["bottom"] = (height - attr["y0"]) + mb_top
-            attr["doctop"] = doctop + attr["top"]
-        if "x0" in attr and mb_x0 != 0:
-            attr["x0"] = attr["x0"] + mb_x0
-            attr["x1"] = attr["x1"] + mb_x0
-        return attr
-
-    return convert
-
-
-def _read_layout(page: Any) -> None:
-    """pdfplumber's `Page.layout` (the page run through pdfminer), with each font's text, width
-    and displacement of a character code looked up once per page rather than once per character."""
-    from pdfminer.layout import LTChar
-    from pdfminer.pdffont import PDFUnicodeNotDefined
-    from pdfminer.pdfinterp import PDFPageInterpreter
-    from pdfplumber.page import PDFPageAggregatorWithMarkedContent
-    from pdfplumber.utils.exceptions import PdfminerException
+    def colour_space(name: Any) -> Any:
+        if type(name) is not str:
+            return resolve_and_decode(name)
+        decoded = _COLOUR_SPACES.get(name)
+        if decoded is None:
+            decoded = resolve_and_decode(name)
+            if len(_COLOUR_SPACES) < 64:      # a hostile PDF could name thousands
+                _COLOUR_SPACES[name] = decoded
+        return decoded
 
     class Aggregator(PDFPageAggregatorWithMarkedContent):
-        glyphs: dict[tuple[Any, int], tuple[str, float, Any]]
-
         def render_char(self, matrix: Any, font: Any, fontsize: float, scaling: float, rise: float,
                         cid: int, ncs: Any, graphicstate: Any) -> float:
-            glyph = self.glyphs.get((font, cid))
+            glyph = glyphs.get((font, cid))
             if glyph is None:
                 try:
                     text = font.to_unichr(cid)
                     assert isinstance(text, str), str(type(text))
                 except PDFUnicodeNotDefined:
                     text = self.handle_undefined_char(font, cid)
-                glyph = self.glyphs[(font, cid)] = (text, font.char_width(cid), font.char_disp(cid))
-            item = LTChar(matrix, font, fontsize, scaling, rise, glyph[0], glyph[1], glyph[2], ncs,
-                          graphicstate)
-            self.cur_item.add(item)
-            item.mcid = self.cur_mcid   # type: ignore[attr-defined]  # as pdfplumber's tag_cur_item
-            item.tag = self.cur_tag     # type: ignore[attr-defined]
-            return item.adv
+                glyph = glyphs[(font, cid)] = (text, font.char_width(cid), font.char_disp(cid))
+            text, textwidth, textdisp = glyph
+            fontname = font.fontname
+            if not fast or type(fontname) is not str or font.is_vertical():
+                item = LTChar(matrix, font, fontsize, scaling, rise, text, textwidth, textdisp, ncs,
+                              graphicstate)
+                item.mcid = self.cur_mcid   # type: ignore[attr-defined]  # as pdfplumber's tag_cur_item
+                item.tag = self.cur_tag     # type: ignore[attr-defined]
+                chars.append(general(page, item))
+                return item.adv
+            # LTChar.__init__ and Page.process_object, step for step.
+            adv = textwidth * fontsize * scaling
+            descent = font.get_descent() * fontsize
+            a, b, c, d, _e, _f = matrix
+            x0, y0, x1, y1 = apply_matrix_rect(matrix, (0, descent + rise, adv, descent + rise + fontsize))
+            if x1 < x0:
+                x0, x1 = x1, x0
+            if y1 < y0:
+                y0, y1 = y1, y0
+            top = (height - y1) + mb_top
+            gs = graphicstate
+            chars.append({
+                "matrix": resolved(matrix), "fontname": fontname, "adv": adv,
+                "upright": a * d * scaling > 0 and b * c <= 0,
+                "x0": x0 + mb_x0 if mb_x0 != 0 else x0, "y0": y0,
+                "x1": x1 + mb_x0 if mb_x0 != 0 else x1, "y1": y1,
+                "width": x1 - x0, "height": y1 - y0, "size": y1 - y0,
+                "mcid": resolved(self.cur_mcid), "tag": resolved(self.cur_tag),
+                "object_type": "char", "page_number": page_number, "ncs": colour_space(ncs.name),
+                "text": text,
+                "stroking_color": gs.scolor if isinstance(gs.scolor, tuple) else (gs.scolor,),
+                "non_stroking_color": gs.ncolor if isinstance(gs.ncolor, tuple) else (gs.ncolor,),
+                "top": top, "bottom": (height - y0) + mb_top, "doctop": doctop + top,
+            })
+            return adv
 
-    pdf = page.pdf
-    device = Aggregator(pdf.rsrcmgr, pageno=page.page_number, laparams=pdf.laparams)
-    device.glyphs = {}
+    device = Aggregator(pdf.rsrcmgr, pageno=page_number, laparams=pdf.laparams)
     try:
         PDFPageInterpreter(pdf.rsrcmgr, device).process_page(page.page_obj)
     except Exception as e:
         raise PdfminerException(e) from e
-    page._layout = device.get_result()   # noqa: SLF001 - what `Page.layout` caches
+    layout = device.get_result()
+    objects: dict[str, list[dict[str, Any]]] = {"char": chars} if chars else {}
 
-
-def _read_objects(page: Any) -> None:
-    """What pdfplumber's `Page.objects` holds (its `parse_objects` with the converter above),
-    stored where pdfplumber caches it, so its table finder and text extraction use it."""
-    from pdfminer.layout import LTContainer
-
-    _read_layout(page)
-    convert = _char_converter(page)
-    with_containers = page.pdf.laparams is not None
-    objects: dict[str, list[dict[str, Any]]] = {}
-
-    def walk(items: list[Any]) -> None:
+    def walk(items: list[Any]) -> None:    # pdfplumber's iter_layout_objects and parse_objects
         for obj in items:
             if isinstance(obj, LTContainer):
-                if with_containers:
-                    add(convert(obj))
-                walk(obj._objs)   # noqa: SLF001 - as pdfplumber's iter_layout_objects
+                if pdf.laparams is not None:
+                    add(general(page, obj))
+                walk(obj._objs)   # noqa: SLF001
             else:
-                add(convert(obj))
+                add(general(page, obj))
 
     def add(attr: dict[str, Any]) -> None:
         kind = attr["object_type"]
         if kind != "anno":
             objects.setdefault(kind, []).append(attr)
 
-    walk(page.layout._objs)   # noqa: SLF001
+    walk(layout._objs)   # noqa: SLF001
+    page._layout = layout     # noqa: SLF001 - what `Page.layout` caches (without the characters)
     page._objects = objects   # noqa: SLF001 - what `Page.objects` caches
 
 
