@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -69,17 +71,59 @@ def ingest_source(rt: PartnershipRuntime, limit: int | None = None, stop: Event 
     left where it is; the messages behind it are still read."""
     result = IngestResult()
     source = rt.source
-    for mail in source.fetch():
-        try:
-            outcome, reason = ingest_one(rt, mail)
-        except NotRecorded:
-            result.add("not recorded")
-            continue
-        source.settle(mail, outcome, reason)
-        result.add(outcome.value)
-        if (limit is not None and result.total >= limit) or (stop is not None and stop.is_set()):
-            break
+    stream = ingest_stream(rt, source.fetch())
+    try:
+        for mail, done in stream:
+            if done is None:
+                result.add("not recorded")
+                continue
+            source.settle(mail, done.outcome, done.reason)
+            result.add(done.outcome.value)
+            if (limit is not None and result.total >= limit) or (stop is not None and stop.is_set()):
+                break
+    finally:
+        stream.close()
     return result
+
+
+def ingest_stream(rt: PartnershipRuntime,
+                  mails: Iterable[InboundMail]) -> Generator[tuple[InboundMail, Ingested | None]]:
+    """Each message recorded and applied in turn (as ingest_mail; None: not recorded), the next one
+    parsed meanwhile: while a message's transaction runs here, the parser process already reads
+    the one behind it (taken from `mails` before the current one is handed back). The order of
+    the commits is unchanged, and the caller settles each message after its commit as before; a
+    message taken but not recorded when the caller stops (the one read ahead) stays in the mailbox,
+    as any message not yet read does (sources must not change a message's state before settle)."""
+    limits = rt.app.config.limits
+    pool: ThreadPoolExecutor | None = None
+    ahead: Future[ParsedMessage] | None = None
+    try:
+        it = iter(mails)
+        mail = next(it, None)
+        while mail is not None:
+            parsing, ahead = ahead, None
+            failure: Exception | None = None
+            try:
+                following = next(it, None)
+            except Exception as exc:  # noqa: BLE001 - the mailbox failing: raised once this message is in
+                following, failure = None, exc
+            if following is not None:
+                if pool is None:
+                    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse-ahead")
+                if parsing is None:   # the first message: not read ahead, parsed here
+                    parsing = pool.submit(parse_in_worker, mail.raw, limits)
+                ahead = pool.submit(parse_in_worker, following.raw, limits)
+            try:
+                done: Ingested | None = ingest_mail(rt, mail, parsing)
+            except NotRecorded:
+                done = None
+            yield mail, done
+            if failure is not None:
+                raise failure
+            mail = following
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str | None]:
@@ -88,18 +132,20 @@ def ingest_one(rt: PartnershipRuntime, mail: InboundMail) -> tuple[Outcome, str 
     return done.outcome, done.reason
 
 
-def ingest_mail(rt: PartnershipRuntime, mail: InboundMail) -> Ingested:
+def ingest_mail(rt: PartnershipRuntime, mail: InboundMail, parsing: Future[ParsedMessage] | None = None) -> Ingested:
     """Record and apply one message; returns how the source should settle it. Whatever goes wrong
     with it (a value the database refuses, a failing rule), the message is recorded as quarantined
     and the business team told; a message another worker recorded first is settled like a
-    duplicate. Raises NotRecorded only when not even the quarantine record could be written."""
+    duplicate. Raises NotRecorded only when not even the quarantine record could be written.
+    `parsing`: the message's parse, already under way (ingest_stream); else it is parsed here."""
     app = rt.app
     now = app.clock.now()
     sha = hashlib.sha256(mail.raw).hexdigest()
     source_id = fit(InboundMessage.source_id, mail.source_id) or ""
     message_id: str | None = None
     try:
-        parsed = parse_in_worker(mail.raw, app.config.limits)   # quarantined when over the time limit
+        # Quarantined when over the time limit; `parsing`: already under way (ingest_stream).
+        parsed = parsing.result() if parsing is not None else parse_in_worker(mail.raw, app.config.limits)
         message_id = parsed.message_id
         return _record(rt, mail, parsed, source_id, sha, now)
     except IntegrityError as exc:
