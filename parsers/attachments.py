@@ -259,7 +259,7 @@ def _read_objects(page: Any) -> None:
 
     def resolved(v: Any) -> Any:
         t = type(v)
-        if t in _PLAIN or (t is tuple and all(type(e) in _NUMBERS for e in v)):
+        if t in _PLAIN or (t is tuple and _NUMBERS.issuperset(map(type, v))):
             return v
         return resolve_all(v)
 
