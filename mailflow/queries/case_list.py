@@ -106,7 +106,7 @@ def iter_cases(session: Session, filters: CaseFilter | None = None, *, page_size
     iterator is exhausted or closed (`contextlib.closing`), else the driver's lock waits forever."""
     conn = session.connection()
     lateral = _lateral(conn)
-    if lateral and _chunked_stream():
+    if lateral and _chunked_stream(conn):
         yield from _stream_postgresql(conn, _rows(filters or CaseFilter(), None, None, lateral, raw=True),
                                       page_size)
         return
@@ -121,10 +121,13 @@ def iter_cases(session: Session, filters: CaseFilter | None = None, *, page_size
         result.close()
 
 
-def _chunked_stream() -> bool:
+def _chunked_stream(conn: Connection) -> bool:
+    """psycopg 3 (what `postgresql://` means here) over libpq 17 or later (psycopg-binary bundles it)."""
+    if conn.dialect.driver != "psycopg":
+        return False
     import psycopg
 
-    return psycopg.capabilities.has_stream_chunked()   # libpq 17 or later (psycopg-binary bundles it)
+    return psycopg.capabilities.has_stream_chunked()
 
 
 def _stream_postgresql(conn: Connection, stmt: Select[*tuple[Any, ...]], page_size: int) -> Iterator[CaseRow]:

@@ -148,3 +148,15 @@ def test_what_an_incomplete_form_lacks_comes_back_as_a_list(h_any: Harness) -> N
     with h_any.app.db.transaction() as s:
         assert [r.missing for r in iter_cases(s)] == [["adult_name", "d\u00e9tails"], []]
         assert [r.missing for r in list_cases(s).rows] == [["adult_name", "d\u00e9tails"], []]
+
+
+def test_without_a_chunked_stream_the_rows_are_the_same(h_any: Harness, monkeypatch) -> None:
+    """PostgreSQL through another driver or an older libpq: a server-side cursor, the same rows."""
+    from mailflow.queries import case_list
+
+    _open_cases(h_any, 3)
+    with h_any.app.db.transaction() as s:
+        streamed = [(r.reference, r.opened_at, r.next_due, r.next_step, r.missing) for r in iter_cases(s)]
+        monkeypatch.setattr(case_list, "_chunked_stream", lambda conn: False)
+        fetched = [(r.reference, r.opened_at, r.next_due, r.next_step, r.missing) for r in iter_cases(s)]
+    assert streamed == fetched and len(streamed) == 3
