@@ -30,6 +30,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import text
 
+from bench.bench_list import _run as launch
 from bench.results import record
 from bench.seed import START, BenchDatabase
 from mailflow.cli.report_cmd import to_csv, to_xlsx
@@ -115,20 +116,21 @@ def main() -> None:
         record(SECTION, "Python heap peak during a run", max(heap), "MB", target="< 200 MB", met=max(heap) < 200,
                note="tracemalloc")
         cli_times, cli_rss = [], 0.0
-        command = [sys.executable, "-m", "mailflow.cli.main", "--config", str(db.workdir / "mailflow.toml"),
+        command = ["-m", "mailflow.cli.main", "--config", str(db.workdir / "mailflow.toml"),
                    "report", "--from", f"{period.start}", "--to", f"{period.end}", "--format", "xlsx",
                    "--output", str(db.workdir / "board.xlsx"), "--at", (START + timedelta(days=30)).isoformat()]
         for _ in range(args.runs):
-            started = time.perf_counter()
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-            cli_times.append(time.perf_counter() - started)
-            cli_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            # Timed and measured by bench_list's small launcher process: started straight from here, the
+            # command's peak RSS would begin at this process's own high-water mark (the seeding's).
+            seconds, peak_mb = launch([sys.executable, *command], db.workdir / "report.out")
+            cli_times.append(seconds)
+            cli_rss = max(cli_rss, peak_mb)
         cli = statistics.median(cli_times)
         record(SECTION, f"`mailflow report --format xlsx` as a command, {args.cases:,} cases (median of {args.runs})",
                cli, "s", target="< 2 s", met=cli < 2,
                note=f"fresh process each run (imports, config, schema check); load average {os.getloadavg()[0]:.1f}")
         record(SECTION, "`mailflow report` process peak resident set", cli_rss, "MB", target="< 200 MB",
-               met=cli_rss < 200, note="largest of the runs (RUSAGE_CHILDREN)")
+               met=cli_rss < 200, note="largest of the runs (the process's own, wait4 in a small launcher process)")
         record(SECTION, "process peak resident set (whole bench)", rss, "MB", target="< 200 MB", met=rss < 200,
                note="includes the seeding and the interpreter")
         startup(db.workdir / "mailflow.toml", runs=max(args.runs, 5))
