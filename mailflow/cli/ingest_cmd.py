@@ -20,7 +20,7 @@ from typing import Any
 
 from mailflow.cli.context import CliContext
 from mailflow.errors import MailflowError
-from mailflow.pipeline.ingest import IngestResult, NotRecorded, ingest_mail
+from mailflow.pipeline.ingest import IngestResult, ingest_stream
 from mailflow.sources.base import InboundMail, Outcome
 
 
@@ -87,10 +87,9 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     already = 0
     with _progress(total) as advance:
         for source in sources:
-            for mail in source.read():
-                try:
-                    done = ingest_mail(rt, mail)
-                except NotRecorded:
+            # The next message parsed while this one's transaction runs (ingest_stream).
+            for mail, done in ingest_stream(rt, source.read()):
+                if done is None:
                     result.add("not recorded")
                     advance(f"{mail.source_id}: not recorded (left where it is)")
                     continue
