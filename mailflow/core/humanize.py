@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,12 +15,16 @@ def _clock_time(local: datetime) -> str:
     return f"{hour}{suffix}" if local.minute == 0 else f"{hour}:{local.minute:02d}{suffix}"
 
 
+# Formatted once per instant (a pure function of it): a sweep's notices name the same few
+# deadline instants hundreds of times (a Board's reminders share 09:00, its deadlines 5pm).
+@functools.lru_cache(maxsize=4096)
 def long_instant(at: datetime) -> str:
     """Wednesday 30 December 2026, 5pm"""
     local = at.astimezone(UK)
     return f"{local:%A} {local.day} {local:%B %Y}, {_clock_time(local)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def short_day(at: datetime) -> str:
     """Wed 30 Dec"""
     local = at.astimezone(UK)
