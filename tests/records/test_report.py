@@ -162,8 +162,9 @@ def _report_by_hand(h: Harness, period_start: date, period_end: date, as_of: dat
             if not period_start <= c.opened_at.astimezone(UK).date() <= period_end:
                 continue
             raisers = [p.agency for p in s.scalars(select(Participant).where(
-                Participant.case_id == c.id, Participant.side == "raiser")) if p.agency is not None]
-            agency = min(raisers) if raisers else (c.fields.get("raiser_agency") or NOT_KNOWN)
+                Participant.case_id == c.id, Participant.side == "raiser").order_by(Participant.id))
+                if p.agency is not None]
+            agency = raisers[0] if raisers else (c.fields.get("raiser_agency") or NOT_KNOWN)
             late = any(d.action != "remind" and d.state != "cancelled" and d.due_at < as_of
                        for d in s.scalars(select(Deadline).where(Deadline.case_id == c.id)))
             row = agencies.setdefault(agency, {"raised": 0, "overdue": 0, "stage": {}, "state": {}})
