@@ -17,6 +17,10 @@ from sqlalchemy.orm.attributes import QueryableAttribute
 
 ELLIPSIS = "…"
 JSON_STRING_CHARS = 10_000   # a string inside a JSON column (event details, form fields)
+# A JSON column whose strings are whole documents made here, not values read from a message (an
+# outbox draft's rendered bodies), says so with info={JSON_UNBOUNDED: True}: its strings are
+# cleaned, never cut (a cut body would reach its reader as a letter with its end missing).
+JSON_UNBOUNDED = "json_unbounded"
 
 
 def clean(value: str) -> str:
@@ -52,7 +56,7 @@ def fit(attribute: QueryableAttribute[Any] | Any, value: str | None) -> str | No
     return cut(value, column_limit(attribute.property.columns[0]))
 
 
-def fit_json(value: Any, limit: int = JSON_STRING_CHARS) -> Any:
+def fit_json(value: Any, limit: int | None = JSON_STRING_CHARS) -> Any:
     """Every string inside a JSON value (keys too) cleaned and cut to `limit`."""
     if isinstance(value, str):
         return cut(value, limit)
@@ -73,7 +77,7 @@ def fit_row(obj: Any) -> None:
         if isinstance(value, str):
             fitted: Any = cut(value, column_limit(column))
         elif isinstance(column.type, JSON) and isinstance(value, dict | list):
-            fitted = fit_json(value)
+            fitted = fit_json(value, None if column.info.get(JSON_UNBOUNDED) else JSON_STRING_CHARS)
         else:
             continue
         if fitted != value:

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from mailflow.db.bounds import JSON_UNBOUNDED
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -220,7 +222,7 @@ class OutboxMessage(Base):
     # The message as sent. A notice queued as a draft (rendered parts and envelope; see
     # mailflow/pipeline/outbox.py) is composed when the sender takes it, and kept then.
     stored_raw: Mapped[bytes | None] = mapped_column("raw", LargeBinary, nullable=True)
-    draft: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    draft: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, info={JSON_UNBOUNDED: True})
     state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)

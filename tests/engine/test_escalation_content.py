@@ -19,7 +19,7 @@ from sqlalchemy import select
 from mailflow.app import App
 from mailflow.clock import FixedClock, parse_instant
 from mailflow.db.models import Case, OutboxMessage
-from tests.conftest import make_config, make_form
+from tests.conftest import make_config, make_form, make_message
 from tests.engine.conftest import ASC_SENIOR, BUSINESS, CHAIR, RAISER, START, Harness
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -268,3 +268,48 @@ def test_the_case_file_is_escaped_in_html_and_keeps_its_line_breaks(h: Harness) 
         assert "How resolution was attempted: Phone call<br>\nthen a meeting" in mail.html
         assert "First line <script>x</script>\nSecond line" in mail.text   # the text part is plain
         assert "Madeup" not in mail.subject
+
+
+def test_a_long_disagreement_reaches_the_next_tier_whole(h: Harness) -> None:
+    """The notice is stored as a draft until sent: its text and HTML bodies are kept whole, however
+    long (only what comes from a message is bounded, field by field, as it is read)."""
+    words = " ".join(f"point{i} the package, the visits and who funds them;" for i in range(160))
+    summary = f"Brief details of the professional disagreement: {words} END-OF-SUMMARY"
+    assert 8_000 < len(summary) < 10_000      # within the bound on one form field
+    body = "\n".join(line if not line.startswith("Brief details") else summary for line in FORM_LINES)
+    outcome, reason = h.ingest(make_message("jo.example@gwh.nhs.example.org", "Escalation form", body))
+    assert outcome.value == "processed", reason
+    with h.app.db.transaction() as s:
+        ref = s.scalars(select(Case.reference).order_by(Case.id.desc())).first()
+    [esc] = h.outbox(ref, "escalation")
+    text, html = bodies(parsed(esc))
+    assert len(html) > 10_000 and len(text) > 8_000
+    for part in (text, html):
+        assert "END-OF-SUMMARY" in part and "point159 the package" in part and "…" not in part
+
+
+def test_a_draft_keeps_its_long_bodies_whole(h_any: Harness) -> None:
+    """Notices queued as drafts (the sweep's) keep every character of their rendered bodies, through
+    the session's flush and the sweep's bulk insert alike; a form's values stay bounded."""
+    from mailflow.db.bounds import JSON_STRING_CHARS
+    from mailflow.pipeline.sweep import insert_queued
+
+    at = parse_instant(START)
+    long_html = "<p>" + "the extra visits and who funds them; " * 1_000 + "END</p>"
+    assert len(long_html) > 3 * JSON_STRING_CHARS
+    draft = {"subject": "s", "text": long_html, "html": long_html, "date": at.isoformat(), "envelope": {}}
+    with h_any.app.db.transaction() as s:
+        for how in ("flush", "bulk"):
+            s.add(OutboxMessage(partnership="SSP", kind=f"test-{how}", message_id=f"<{how}@test>",
+                                envelope_from="a@x.example", recipients=["b@x.example"], subject="s",
+                                draft=dict(draft), next_attempt_at=at, created_at=at))
+            if how == "bulk":
+                insert_queued(s)
+            s.flush()
+        s.add(Case(reference="SSP-2026-9999", partnership="SSP", policy="swindon", state="open",
+                   fields={"disagreement_summary": long_html}, opened_at=at, stage_started_at=at, updated_at=at))
+    with h_any.app.db.transaction() as s:
+        for row in s.scalars(select(OutboxMessage).where(OutboxMessage.kind.like("test-%"))):
+            assert row.draft is not None and row.draft["html"] == long_html and row.draft["text"] == long_html
+        fields = s.scalars(select(Case.fields).where(Case.reference == "SSP-2026-9999")).one()
+        assert len(fields["disagreement_summary"]) == JSON_STRING_CHARS
