@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.results import ENV_FILE, load, markdown_tables
+from bench.results import ENV_FILE, load, load_limits, markdown_tables, unmet_explained
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- Total time: {total:.0f} s",
         "",
         markdown_tables(figures) if figures else "No figures were recorded.\n",
+        unmet_explained(figures, load_limits(HERE / "limits.toml")),
         "## Modules run",
         "",
         "| Module | Time | Status |",

@@ -115,6 +115,33 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def unmet_explained(figures: list[Figure], limits: list[dict[str, str]]) -> str:
+    """For each figure whose target was not met: what limits it and what was tried (bench/limits.toml)."""
+    unmet = [f for f in figures if f.met is False]
+    if not unmet:
+        return "## Targets not met\n\nNone: every target was met in this run.\n"
+    out = ["## Targets not met: what limits them, what was tried\n"]
+    for f in unmet:
+        known = next((entry for entry in limits if f.section.startswith(entry["section"])
+                      and entry["figure"] in f.figure), None)
+        out.append(f"- **{f.section}: {f.figure}** ({_format_value(f.value)} {f.unit}, target {f.target}).".replace(
+            " )", ")"))
+        if known is None:
+            out.append("  - Not explained in bench/limits.toml: a change since it was written?")
+        else:
+            out.append(f"  - What limits it: {known['limits']}")
+            out.append(f"  - What was tried: {known['tried']}")
+    out.append("")
+    return "\n".join(out)
+
+
+def load_limits(path: Path) -> list[dict[str, str]]:
+    import tomllib
+
+    with path.open("rb") as fh:
+        return list(tomllib.load(fh).get("limit", []))
+
+
 def markdown_tables(figures: list[Figure]) -> str:
     """One Markdown table per section, sections in first-recorded order."""
     sections: dict[str, list[Figure]] = {}
