@@ -33,7 +33,7 @@ from mailflow.pipeline.case_file import stage_history
 from mailflow.pipeline.digest import last_digest_at
 from mailflow.pipeline.stalls import stall_of
 from mailflow.queries.case_list import CaseFilter, list_cases
-from mailflow.queries.overview import Overview, overview
+from mailflow.queries.overview import NOT_IDENTIFIED, Overview, overview
 from mailflow.web.console import Console, Visit, route
 
 if TYPE_CHECKING:
@@ -79,7 +79,8 @@ def dashboard(v: Visit) -> Response:
         counts = {k: tuple(n) for k, n in view.age_by_stage.items()}
         sections.append({"partnership": rt.config, "o": view, "titles": titles,
                          "chart": _chart(counts, tuple(view.age_bands))})
-    return v.page("dashboard.html.j2", sections=sections, now=now, duration=duration)
+    # "(agency not identified)" is a count, not an agency: the case list cannot filter on it.
+    return v.page("dashboard.html.j2", sections=sections, now=now, duration=duration, not_identified=NOT_IDENTIFIED)
 
 
 def _work_out(console: Console, rt: PartnershipRuntime, now: datetime) -> tuple[datetime, Overview]:

@@ -86,6 +86,16 @@ def test_the_dashboard_mirrors_the_digest_and_follows_actions(console: Console, 
     assert "Overdue (1)" in later and "working day" in later                     # the confirmation is overdue
 
 
+def test_the_dashboard_links_each_agency_to_its_cases_but_not_the_unidentified(
+        console: Console, harness: Harness) -> None:
+    harness.open_case(other_agency="An Agency Nobody Knows")    # not in the directory: not identified
+    console.add_user("jo.officer@ssp.example.org", "team")
+    home = console.sign_in("jo.officer@ssp.example.org").get("/").text
+    assert '<a href="/cases?agency=Great%20Western%20Hospitals%20NHS%20Foundation%20Trust">' in home
+    assert "<td>(agency not identified)</td><td>0</td><td>1</td>" in home
+    assert "agency=%28agency" not in home
+
+
 def test_the_dashboard_figures_are_at_most_a_minute_or_two_old(console: Console, harness: Harness) -> None:
     first = harness.open_case()
     console.add_user(VIEWER, "viewer")
