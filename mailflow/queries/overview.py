@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from mailflow.core.calendar import WorkingCalendar
 from mailflow.core.lifecycle import State
 from mailflow.db.models import Case, Deadline, Event, InboundMessage, OutboxMessage, ScheduleClaim
+from mailflow.db.snapshot import on_one_snapshot
 
 if TYPE_CHECKING:
     from mailflow.app import PartnershipRuntime
@@ -180,33 +181,46 @@ def overview(s: Session, rt: PartnershipRuntime, now: datetime, since: datetime,
     p = rt.prefix
     cal = rt.policy.calendar
     due_until = cal.add_working_days(now, 2).at
-    by_stage, age_by_stage = _open_by_stage(s, p, now)
+    # Two halves of about the same cost, read side by side from one snapshot on PostgreSQL
+    # (mailflow/db/snapshot.py): what is due and who is involved; the counts and the short lists.
+    (overdue, by_agency, due_soon), (by_state, (by_stage, age_by_stage), rest) = on_one_snapshot(s, (
+        lambda c: (_overdue(c, p, now, cal, limit), _by_agency(c, p, limit), _due_soon(c, p, now, due_until, limit)),
+        lambda c: (_by_state(c, p), _open_by_stage(c, p, now), _counts_and_lists(c, rt, since, cal, limit)),
+    ), name="overview")
     return Overview(
         partnership=p, at=now, since=since,
-        by_state=_by_state(s, p),
+        by_state=by_state,
         by_stage=by_stage,
-        by_agency=_by_agency(s, p, limit),
+        by_agency=by_agency,
         age_bands=tuple(label for label, _ in AGE_BANDS),
         age_by_stage=age_by_stage,
-        overdue=_overdue(s, p, now, cal, limit),
-        due_soon=_due_soon(s, p, now, due_until, limit), due_until=due_until,
-        new=_new(s, p, since, limit),
-        resolved=_resolved(s, p, since, cal, limit),
-        awaiting_confirmation=_awaiting_confirmation(s, p, limit),
-        stalled=_stalled(s, rt, limit),
-        to_check=_to_check(s, p, since, limit),
-        quarantined_waiting=_count(s, select(func.count(InboundMessage.id)).where(
+        overdue=overdue,
+        due_soon=due_soon, due_until=due_until,
+        watchdog=watchdog_warnings(s, p),
+        **rest,
+    )
+
+
+def _counts_and_lists(s: Session, rt: PartnershipRuntime, since: datetime, cal: WorkingCalendar,
+                      limit: int) -> dict[str, object]:
+    p = rt.prefix
+    return {
+        "new": _new(s, p, since, limit),
+        "resolved": _resolved(s, p, since, cal, limit),
+        "awaiting_confirmation": _awaiting_confirmation(s, p, limit),
+        "stalled": _stalled(s, rt, limit),
+        "to_check": _to_check(s, p, since, limit),
+        "quarantined_waiting": _count(s, select(func.count(InboundMessage.id)).where(
             InboundMessage.partnership == p, InboundMessage.outcome == "quarantined")),
-        quarantined_new=_count(s, select(func.count(InboundMessage.id)).where(
+        "quarantined_new": _count(s, select(func.count(InboundMessage.id)).where(
             InboundMessage.partnership == p, InboundMessage.outcome == "quarantined",
             InboundMessage.received_at > since)),
-        unverified_new=_count(s, select(func.count(Event.id)).join(Case, Event.case_id == Case.id).where(
+        "unverified_new": _count(s, select(func.count(Event.id)).join(Case, Event.case_id == Case.id).where(
             Case.partnership == p, Event.action == "unverified_reply", Event.at > since)),
-        failed_mail=_count(s, select(func.count(OutboxMessage.id)).where(
+        "failed_mail": _count(s, select(func.count(OutboxMessage.id)).where(
             OutboxMessage.partnership == p, OutboxMessage.state.in_(("failed", "bounced")),
             OutboxMessage.created_at > since)),
-        watchdog=watchdog_warnings(s, p),
-    )
+    }
 
 
 def working_days_between(cal: WorkingCalendar, start: datetime, end: datetime) -> int:
@@ -295,14 +309,18 @@ def _overdue_filter(p: str, now: datetime):  # type: ignore[no-untyped-def]
 
 def _overdue(s: Session, p: str, now: datetime, cal: WorkingCalendar, limit: int) -> Capped[OverdueCase]:
     # Per overdue case its first overdue deadline, found through the live cases' own deadlines
-    # (the done deadlines of every closed case are never read), counted and ordered here (two
-    # numbers a case); the details for the first few only.
-    rows = s.execute(select(Case.id, func.min(Deadline.due_at)).join(Deadline, Deadline.case_id == Case.id)
-                     .where(_overdue_filter(p, now)).group_by(Case.id)).all()
-    grouped = [(_aware(due), cid) for cid, due in rows]
-    first = sorted(grouped)[:limit]
+    # (the done deadlines of every closed case are never read); the database counts them and
+    # hands back the first few in order (15,000 overdue cases at 10^5: not read into Python);
+    # the details for those few only.
+    firsts = (select(Case.id.label("id"), func.min(Deadline.due_at).label("due"))
+              .join(Deadline, Deadline.case_id == Case.id).where(_overdue_filter(p, now))
+              .group_by(Case.id).subquery())
+    rows = s.execute(select(firsts.c.id, firsts.c.due, func.count().over())
+                     .order_by(firsts.c.due, firsts.c.id).limit(limit)).all()
+    total = int(rows[0][2]) if rows else 0
+    first = [(_aware(due), cid) for cid, due, _ in rows]
     if not first:
-        return Capped((), len(grouped))
+        return Capped((), total)
     ids = [cid for _, cid in first]
     cases = {c.id: c for c in s.execute(select(Case.id, Case.reference, Case.stage, Case.state)
                                         .where(Case.id.in_(ids)))}
@@ -318,7 +336,7 @@ def _overdue(s: Session, p: str, now: datetime, cal: WorkingCalendar, limit: int
         step, action = steps[cid]
         items.append(OverdueCase(c.reference, c.stage, c.state, step, action, due, now - due,
                                  working_days_between(cal, due, now)))
-    return Capped(tuple(items), len(grouped))
+    return Capped(tuple(items), total)
 
 
 def _due_soon(s: Session, p: str, now: datetime, until: datetime, limit: int) -> Capped[DueCase]:
