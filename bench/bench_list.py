@@ -74,7 +74,7 @@ def _digest_child(config: str, at: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=100_000)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="leave the database behind")
     ap.add_argument("--digest-child", nargs=2, metavar=("CONFIG", "AT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

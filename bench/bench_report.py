@@ -79,7 +79,7 @@ def vary(db: BenchDatabase, app: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cases", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     db = BenchDatabase(name="mailflow_bench_report")
     app = db.create()

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--due", type=int, default=1_000)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="leave the database behind")
     args = ap.parse_args(argv)
     db = BenchDatabase()

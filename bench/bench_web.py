@@ -136,7 +136,7 @@ def measure(client: httpx.Client, timer: ServerTimer, path: str, runs: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cases", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database (to look into a slow page)")
     args = parser.parse_args()
     db = BenchDatabase(name="mailflow_bench_web")
