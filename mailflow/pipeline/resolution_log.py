@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from mailflow.core.form_fields import TRIED, given, show
 from mailflow.core.humanize import long_date
 from mailflow.core.lifecycle import State
-from mailflow.db.models import Case, Event, Participant
+from mailflow.db.models import Case, Event
 from mailflow.queries.overview import LIVE
 
 MAX_ROWS = 500   # a bigger log is a Board report (`mailflow report`), not a daily attachment
@@ -58,11 +58,11 @@ def resolution_log(s: Session, prefix: str, since: datetime, personal_data: bool
     by_id = {}
     for i in range(0, len(chosen), _CHUNK):
         for r in s.execute(select(Case.id, Case.reference, Case.state, Case.stage, Case.fields, Case.outcome,
-                                  Case.opened_at, Case.resolved_at).where(Case.id.in_(chosen[i:i + _CHUNK]))):
+                                  Case.opened_at, Case.resolved_at, Case.raising_agency, Case.receiving_agency)
+                           .where(Case.id.in_(chosen[i:i + _CHUNK]))):
             by_id[r.id] = r
     rows = [by_id[i] for i in chosen]
     ids = [r.id for r in rows]
-    agencies = _agencies(s, ids)
     stages = _stage_history(s, ids)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -78,7 +78,7 @@ def resolution_log(s: Session, prefix: str, since: datetime, personal_data: bool
             r.reference, adult, clean(show(fields.get("category"))),
             clean(show(fields.get("disagreement_summary"))), clean(action),
             clean(_outcome(r.state, r.stage, r.outcome, r.resolved_at)),
-            agencies.get((r.id, "raiser"), ""), agencies.get((r.id, "other"), ""),
+            r.raising_agency or "", r.receiving_agency or "",
             stage_names.get(r.stage, f"Stage {r.stage}"), r.state,
         ]))
     if total > len(rows):
@@ -144,17 +144,6 @@ def _safe(cells: Sequence[object]) -> list[str]:
     for cell in cells:
         text = str(cell)
         out.append("'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text)
-    return out
-
-
-def _agencies(s: Session, ids: Sequence[int]) -> dict[tuple[int, str], str]:
-    out: dict[tuple[int, str], str] = {}
-    for i in range(0, len(ids), _CHUNK):
-        for cid, role, agency in s.execute(
-                select(Participant.case_id, Participant.side, Participant.agency)
-                .where(Participant.case_id.in_(ids[i:i + _CHUNK]), Participant.side.in_(("raiser", "other")),
-                       Participant.agency.is_not(None)).order_by(Participant.id)):
-            out.setdefault((cid, role), agency or "")
     return out
 
 

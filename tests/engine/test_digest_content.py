@@ -178,6 +178,10 @@ def test_the_csv_is_appendix_1_without_the_adults_details_unless_allowed(populat
     # Live cases and those closed since the last digest; not the incomplete draft.
     assert set(by_ref) == {refs[k] for k in ("open", "urgent", "unroutable", "resolved", "closed", "hostile")}
     assert by_ref[refs["open"]][1].startswith("withheld")
+    # The agencies as the case holds them (the first named on each side): none identified is blank.
+    assert by_ref[refs["open"]][6:8] == ["Great Western Hospitals NHS Foundation Trust",
+                                         "Swindon Borough Council - Adult Social Care"]
+    assert by_ref[refs["unroutable"]][7] == ""
     assert by_ref[refs["resolved"]][5].startswith("Resolved at Stage 1 on 21 December 2026 "
                                                   "(awaiting written confirmation): agreed a joint discharge plan")
     assert by_ref[refs["hostile"]][3].startswith("'=HYPERLINK")   # a spreadsheet shows it, never runs it
