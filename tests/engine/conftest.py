@@ -19,6 +19,7 @@ from mailflow.db.models import Case, Deadline, Event, LedgerEntry, OutboxMessage
 from mailflow.pipeline.ingest import ingest_one
 from mailflow.pipeline.sweep import SweepResult, sweep
 from mailflow.sources.base import InboundMail, Outcome
+from mailflow.sources.maildir import MaildirSource
 from tests.conftest import make_config, make_form, make_message
 
 START = "2026-12-21T10:00:00"  # Mon 21 Dec 2026, 10:00 UK (= UTC in winter)
@@ -40,6 +41,17 @@ class Harness:
         self._n = 0
 
     # -- mail in
+    def deliver(self, *raws: bytes) -> MaildirSource:
+        """The messages put in a Maildir beside the app's var folder (000.eml, 001.eml, ...)."""
+        box = MaildirSource(self.app.config.var_dir.parent / "mail")
+        for n, raw in enumerate(raws):
+            box.deliver(raw, f"{n:03d}.eml")
+        return box
+
+    def maildir_new(self) -> list[str]:
+        """The names of the messages still in that Maildir's new/ folder."""
+        return sorted(p.name for p in (self.app.config.var_dir.parent / "mail" / "new").iterdir())
+
     def ingest(self, raw: bytes) -> tuple[Outcome, str | None]:
         self._n += 1
         return ingest_one(self.rt, InboundMail(raw=raw, source_id=f"test:{self._n}:{id(raw)}"))

@@ -14,7 +14,6 @@ from mailflow.db.bounds import fit
 from mailflow.db.models import Case, Event, InboundMessage, OutboxMessage, Participant
 from mailflow.pipeline import ingest
 from mailflow.pipeline.ingest import ingest_source
-from mailflow.sources.maildir import MaildirSource
 from tests.conftest import make_form
 from tests.engine.conftest import Harness
 
@@ -32,23 +31,12 @@ def _hostile(message_id: str = LONG_ID, sender: str = LONG_SENDER) -> bytes:
             f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}").encode("utf-8", "surrogateescape")
 
 
-def _deliver(h: Harness, *raws: bytes) -> MaildirSource:
-    box = MaildirSource(h.app.config.var_dir.parent / "mail")
-    for n, raw in enumerate(raws):
-        box.deliver(raw, f"{n:03d}.eml")
-    return box
-
-
-def _new(h: Harness) -> list[str]:
-    return sorted(p.name for p in (h.app.config.var_dir.parent / "mail" / "new").iterdir())
-
-
 def test_oversized_fields_are_cut_to_their_columns_and_the_next_form_still_opens(h_any: Harness) -> None:
     h = h_any
-    _deliver(h, _hostile(), make_form())
+    h.deliver(_hostile(), make_form())
     result = ingest_source(h.rt)
     assert result.total == 2, result.outcomes
-    assert _new(h) == []
+    assert h.maildir_new() == []
     with h.app.db.transaction() as s:
         rows = s.scalars(select(InboundMessage).order_by(InboundMessage.id)).all()
         assert len(rows) == 2
@@ -60,7 +48,7 @@ def test_oversized_fields_are_cut_to_their_columns_and_the_next_form_still_opens
         cases = s.scalars(select(Case)).all()
         assert normal.case_id is not None and normal.case_id in {c.id for c in cases}
     # The same hostile message again (another copy, same Message-ID) is known: not recorded twice.
-    _deliver(h, _hostile().replace(b"Date: Mon", b"X-Copy: 2\r\nDate: Mon"))
+    h.deliver(_hostile().replace(b"Date: Mon", b"X-Copy: 2\r\nDate: Mon"))
     assert ingest_source(h.rt).total == 1
     with h.app.db.transaction() as s:
         assert len(s.scalars(select(InboundMessage)).all()) == 2
@@ -88,11 +76,11 @@ def test_a_record_the_database_refuses_is_quarantined_in_a_fresh_transaction(
         return real_record(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "_record", refuse_first)
-    _deliver(h, make_form(message_id="<refused@example.org>"), make_form())
+    h.deliver(make_form(message_id="<refused@example.org>"), make_form())
     with caplog.at_level(logging.DEBUG):
         result = ingest_source(h.rt)
     assert result.outcomes == {"quarantined": 1, "processed": 1}
-    assert _new(h) == []
+    assert h.maildir_new() == []
     with h.app.db.transaction() as s:
         first = s.scalars(select(InboundMessage).order_by(InboundMessage.id)).first()
         assert first is not None and first.outcome == "quarantined" and first.raw.startswith(b"From")
@@ -126,11 +114,11 @@ def test_when_not_even_the_quarantine_record_can_be_written_the_message_stays_pu
 
     monkeypatch.setattr(ingest, "_record", refuse)
     monkeypatch.setattr(ingest, "_quarantine_unrecorded", refuse_too)
-    _deliver(h, make_form(message_id="<stuck@example.org>"), make_form())
+    h.deliver(make_form(message_id="<stuck@example.org>"), make_form())
     with caplog.at_level(logging.INFO):
         result = ingest_source(h.rt)
     assert result.outcomes == {"not recorded": 1, "processed": 1}
-    assert [n.split(":")[0] for n in _new(h)] == ["000.eml"]   # left in the watched folder
+    assert [n.split(":")[0] for n in h.maildir_new()] == ["000.eml"]   # left in the watched folder
     with h.app.db.transaction() as s:
         assert len(s.scalars(select(Case)).all()) == 1
     left = [r.getMessage() for r in caplog.records if "left in the mailbox" in r.getMessage()]

@@ -21,17 +21,6 @@ from tests.conftest import make_form
 from tests.engine.conftest import Harness
 
 
-def _deliver(h: Harness, *raws: bytes) -> MaildirSource:
-    box = MaildirSource(h.app.config.var_dir.parent / "mail")
-    for n, raw in enumerate(raws):
-        box.deliver(raw, f"{n:03d}.eml")
-    return box
-
-
-def _new(h: Harness) -> list[str]:
-    return sorted(p.name for p in (h.app.config.var_dir.parent / "mail" / "new").iterdir())
-
-
 def _forms(n: int) -> list[bytes]:
     return [make_form(f"raiser{i}@gwh.nhs.example.org") for i in range(n)]
 
@@ -58,10 +47,10 @@ def test_the_next_message_is_parsed_while_the_current_one_is_recorded(
 
     monkeypatch.setattr(ingest, "parse_in_worker", slow_parse)
     monkeypatch.setattr(ingest, "_record", waiting_record)
-    _deliver(h, *raws)
+    h.deliver(*raws)
     result = ingest_source(h.rt)
     assert result.outcomes == {"processed": 2}
-    assert _new(h) == []
+    assert h.maildir_new() == []
     with h.app.db.transaction() as s:
         assert s.scalars(select(Case.reference).order_by(Case.id)).all() == ["SSP-2026-0001", "SSP-2026-0002"]
 
@@ -69,7 +58,7 @@ def test_the_next_message_is_parsed_while_the_current_one_is_recorded(
 def test_each_message_is_settled_after_its_own_commit_in_order(
         h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     raws = _forms(4)
-    box = _deliver(h, *raws)
+    box = h.deliver(*raws)
     seen: list[tuple[str, int]] = []
     settle = MaildirSource.settle
 
@@ -86,14 +75,14 @@ def test_each_message_is_settled_after_its_own_commit_in_order(
 
 
 def test_the_message_read_ahead_stays_in_the_mailbox_when_ingest_stops(h: Harness) -> None:
-    _deliver(h, *_forms(3))
+    h.deliver(*_forms(3))
     result = ingest_source(h.rt, limit=1)
     assert result.total == 1
-    assert _new(h) == ["001.eml", "002.eml"]      # the second was read (and parsed) ahead: still there
+    assert h.maildir_new() == ["001.eml", "002.eml"]      # the second was read (and parsed) ahead: still there
     with h.app.db.transaction() as s:
         assert len(s.scalars(select(InboundMessage)).all()) == 1
     assert ingest_source(h.rt).outcomes == {"processed": 2}
-    assert _new(h) == []
+    assert h.maildir_new() == []
 
 
 def test_a_mailbox_failing_midway_still_records_and_settles_the_message_in_hand(h: Harness) -> None:
