@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import threading
 import time
@@ -181,6 +182,7 @@ def measure_app(messages: int, idle: bool, poll_seconds: float, server: str = "d
         app.close()
         smtp.stop()
         imap.close() if server == "dovecot" else imap.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return latencies
 
 

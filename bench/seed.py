@@ -15,6 +15,7 @@ The database (default `mailflow_bench`) is created by `BenchDatabase.create()` a
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import textwrap
 import tomllib
@@ -82,7 +83,7 @@ class BenchDatabase:
 
     def create(self) -> App:
         """A fresh database at the newest schema, holding the template case; the app on it."""
-        self.drop()
+        self.drop(files=False)
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.name}"')
         app = App.open(config(self.workdir, self.url), FixedClock(START))
@@ -95,9 +96,12 @@ class BenchDatabase:
         self.cases = 1
         return app
 
-    def drop(self) -> None:
+    def drop(self, *, files: bool = True) -> None:
+        """The database gone; with `files`, the working directory (config, var, mail) too."""
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        if files:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def template_deadlines(self, app: App) -> list[Deadline]:
         with app.db.transaction() as s:
