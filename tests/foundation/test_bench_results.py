@@ -20,7 +20,8 @@ def test_each_target_not_met_is_explained_or_called_unexplained() -> None:
     ]
     text = unmet_explained(figures, limits)
     ingest, idle, unknown = text.split("\n- ")[1:]
-    assert ingest.startswith("**Ingest: text form") and "What limits it: A bare parse" in ingest
+    assert ingest.startswith("**Ingest: text form") and "What limits it: Two parts" in ingest
+    assert "parse alone" in ingest
     assert "NOTIFY_DELAY_MSECS" in idle and "What was tried" in idle
     assert unknown.startswith("**A section nobody wrote up") and "Not explained in bench/limits.toml" in unknown
     assert "dashboard" not in text
