@@ -32,7 +32,10 @@ _EXTEND = re.compile(r"^\s*(\d{1,2})\b\s*(.*)$", re.S)
 
 
 def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inbound: InboundMessage,
-                  now: datetime) -> tuple[Outcome, str | None]:
+                  now: datetime, *, reviewed: bool = False) -> tuple[Outcome, str | None]:
+    """What the message does, and how the source should settle it. `reviewed`: a person has looked
+    at this very message and released it from quarantine, so the sender's hourly limit (which holds
+    mail nobody has looked at) does not hold it again; every other check still applies."""
     inbound.sender = parsed.from_addr.lower() if parsed.from_addr else None   # as over_rate_limit compares
     actor = Actor(parsed.from_addr or "unknown sender", inbound, parsed.message_id)
     own = own_mail_reason(parsed, own_mail(rt))
@@ -44,7 +47,7 @@ def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inb
         return _bounce(s, rt, parsed, inbound, now), None
     if parsed.kind == "unrelated":
         return Outcome.LEFT, "unrelated mail"
-    if over_rate_limit(s, rt, parsed.from_addr, now):
+    if not reviewed and over_rate_limit(s, rt, parsed.from_addr, now):
         # Held unread; ingest tells the business team once an hour per sender (pipeline/floods.py).
         return Outcome.QUARANTINED, HELD_REASON
     if parsed.kind == "auto_reply":

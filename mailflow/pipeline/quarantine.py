@@ -142,7 +142,7 @@ def release(app: App, inbound_id: int, who: str, now: datetime, note: str | None
         was = inbound.reason
         try:
             with s.begin_nested():
-                outcome, reason = apply_message(s, rt, parsed, inbound, now)
+                outcome, reason = apply_message(s, rt, parsed, inbound, now, reviewed=True)
         except Exception as exc:  # noqa: BLE001 - reported; the message stays quarantined
             failure = f"could not be applied: {error_summary(exc)}"
             log.error("released inbound #%s %s", inbound_id, failure)

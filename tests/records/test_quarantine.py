@@ -85,6 +85,25 @@ def test_a_released_message_goes_through_the_pipeline_once(
         assert audit.verify(s, "SSP").ok
 
 
+def test_a_held_message_released_within_the_hour_is_not_held_again(
+        hq: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The hourly limit holds mail nobody has looked at; a reviewer who releases one held message
+    while its sender is still over the limit gets it through, and only that one."""
+    for _ in range(4):
+        hq.ingest(make_form(SENDER, date=hq.clock.now()))
+    first, second = _held(hq)
+    at = (hq.clock.now() + timedelta(minutes=10)).isoformat()
+    code, out, err = cli(capsys, tmp_path, "quarantine", "release", str(first.id), "--by", "sam.reviewer",
+                         "--reason", "a real form", "--at", at)
+    assert code == 0, err
+    assert f"#{first.id} released: processed (case SSP-2026-0003)" in out
+    assert [r.kind for r in hq.outbox("SSP-2026-0003")].count("acknowledgement") == 1
+    # The sender is still over the limit for new mail, and the other held message is still held.
+    assert hq.ingest(make_form(SENDER, date=hq.clock.now())) == (Outcome.QUARANTINED, first.reason)
+    held_now = {m.id for m in _held(hq)}
+    assert second.id in held_now and first.id not in held_now and len(held_now) == 2
+
+
 def test_show_is_an_audit_event_and_can_write_the_raw_message(
         hq: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for _ in range(3):
