@@ -176,7 +176,8 @@ def seed_inbound(app: App, rows: int) -> None:
             "partnership": "SSP", "source_id": f"seed:{i}", "folder": "INBOX", "message_id": f"<seed.{i}@x.example>",
             "message_id_key": hashlib.sha256(f"<seed.{i}@x.example>".encode()).hexdigest(), "sha256": key,
             "sender": f"person{i % 500}@agency{i % 37}.example.org", "raw": b"seeded", "size": 6,
-            "received_at": past + timedelta(minutes=50 * i % (365 * 24 * 60)), "kind": "reply",
+            "received_at": past + timedelta(minutes=50 * i % (365 * 24 * 60)),
+            "arrived_at": past + timedelta(minutes=50 * i % (365 * 24 * 60)), "kind": "reply",
             "outcome": "processed",
         })
     with app.db.transaction() as s:

@@ -15,6 +15,7 @@ import mailbox
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from mailflow.cli.context import CliContext
 from mailflow.errors import MailflowError
 from mailflow.pipeline.ingest import IngestResult, ingest_stream
 from mailflow.sources.base import InboundMail, Outcome
+from mailflow.sources.maildir import delivered_at
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,13 @@ class MailAt:
     read: Callable[[], Iterator[InboundMail]]
 
 
-def _files(files: list[Path], folder: str = "INBOX") -> MailAt:
+def _files(files: list[Path], folder: str = "INBOX", maildir: bool = False) -> MailAt:
+    """`maildir`: the files are a Maildir's, delivered when they were last modified; a loose .eml
+    file says nothing of when it arrived (it is recorded as arriving now)."""
     def read() -> Iterator[InboundMail]:
         for f in files:
-            yield InboundMail(raw=f.read_bytes(), source_id=f"file:{f.resolve()}", folder=folder)
+            yield InboundMail(raw=f.read_bytes(), source_id=f"file:{f.resolve()}", folder=folder,
+                              arrived_at=delivered_at(f.stat().st_mtime_ns) if maildir else None)
     return MailAt(len(files), read)
 
 
@@ -53,17 +58,28 @@ def _mbox(path: Path) -> MailAt:
             for i, key in enumerate(keys):
                 # The bytes between the separator lines as they are in the file: never
                 # msg.as_bytes(), which re-generates (and re-folds) the headers.
-                yield InboundMail(raw=box.get_bytes(key), source_id=f"mbox:{path.resolve()}:{i}")
+                yield InboundMail(raw=box.get_bytes(key), source_id=f"mbox:{path.resolve()}:{i}",
+                                  arrived_at=_from_line_date(box.get_file(key, from_=True).readline()))
         finally:
             box.close()
     return MailAt(len(keys), read)
+
+
+def _from_line_date(line: bytes) -> datetime | None:
+    """When an mbox message was delivered, from its "From sender Thu Dec  3 14:15:04 2026"
+    separator line (the delivering host's clock, with no zone: taken as UTC); None when unreadable."""
+    try:
+        return datetime.strptime(" ".join(line.decode("ascii").split()[2:7]),
+                                 "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def mail_at(path: Path) -> MailAt:
     """Every message at a path: an .eml file, a Maildir (new/ and cur/), a folder of .eml files,
     or an mbox file."""
     if path.is_dir() and (path / "new").is_dir():
-        parts = [_files(sorted((path / sub).iterdir()), sub) for sub in ("new", "cur")]
+        parts = [_files(sorted((path / sub).iterdir()), sub, maildir=True) for sub in ("new", "cur")]
         return MailAt(sum(p.count for p in parts), lambda: (m for p in parts for m in p.read()))
     if path.is_dir():
         return _files(sorted(path.glob("*.eml")))

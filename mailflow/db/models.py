@@ -147,7 +147,7 @@ class InboundMessage(Base):
         UniqueConstraint("partnership", "source_id", name="uq_inbound_source"),
         UniqueConstraint("partnership", "message_id_key", name="uq_inbound_message_id"),
         UniqueConstraint("partnership", "sha256", name="uq_inbound_sha256"),
-        Index("ix_inbound_sender", "partnership", "sender", "received_at"),
+        Index("ix_inbound_sender_arrival", "partnership", "sender", "arrived_at"),   # the hourly limit
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     partnership: Mapped[str] = mapped_column(String(16))
@@ -161,7 +161,13 @@ class InboundMessage(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)   # when mailflow recorded it
+    # When the mailbox received it, as the source says (IMAP INTERNALDATE, the Maildir delivery,
+    # the mbox "From " line, Graph's receivedDateTime), never later than received_at; received_at
+    # where the source does not say. The sender's hourly limit counts by it: a backlog read at
+    # once (a restart after a day down, an old mailbox imported) is not a flood. Set on every
+    # insert; NULL only in rows from before revision 0012 that the migration did not reach.
+    arrived_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     outcome: Mapped[str] = mapped_column(String(16))      # processed | quarantined | left
     reason: Mapped[str | None] = mapped_column(Text, nullable=True, info={"max_chars": 2000})

@@ -47,7 +47,7 @@ def apply_message(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, inb
         return _bounce(s, rt, parsed, inbound, now), None
     if parsed.kind == "unrelated":
         return Outcome.LEFT, "unrelated mail"
-    if not reviewed and over_rate_limit(s, rt, parsed.from_addr, now):
+    if not reviewed and over_rate_limit(s, rt, parsed.from_addr, inbound.arrived_at or now):
         # Held unread; ingest tells the business team once an hour per sender (pipeline/floods.py).
         return Outcome.QUARANTINED, HELD_REASON
     if parsed.kind == "auto_reply":

@@ -118,15 +118,16 @@ def sender_allowed(rt: PartnershipRuntime, case: Case, sender: str | None) -> bo
     return sender in allowed
 
 
-def over_rate_limit(s: Session, rt: PartnershipRuntime, sender: str | None, now: datetime) -> bool:
-    """More than the hourly limit from one sender. Senders are stored lower-cased (apply_message),
-    so the comparison is a plain equality on ix_inbound_sender (partnership, sender, received_at):
-    an index range, where lower(sender) read every row of the partnership."""
+def over_rate_limit(s: Session, rt: PartnershipRuntime, sender: str | None, arrived: datetime) -> bool:
+    """More than the hourly limit from one sender: counted by when the mailbox received each
+    message, in the hour up to this one's arrival (`arrived`), so mail read in one go after a
+    day down, or an old mailbox imported, is judged as it came in, not as a flood. Senders are
+    stored lower-cased (apply_message): a plain equality, a range of ix_inbound_sender_arrival."""
     if not sender:
         return False
     count = s.scalar(select(func.count()).select_from(InboundMessage).where(
         InboundMessage.partnership == rt.prefix, InboundMessage.sender == sender.lower(),
-        InboundMessage.received_at > now - timedelta(hours=1)))
+        InboundMessage.arrived_at > arrived - timedelta(hours=1), InboundMessage.arrived_at <= arrived))
     return (count or 0) > rt.app.config.daemon.sender_messages_per_hour
 
 
@@ -170,6 +171,6 @@ def verify_reply(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, case
         verdict.reasons.append("sender authentication failed (" + ", ".join(failed) + ")")
     if parsed.automated:
         verdict.reasons.append("an automatic message (auto-reply, bulk or list mail)")
-    if not rate_checked and over_rate_limit(s, rt, parsed.from_addr, now):
+    if not rate_checked and over_rate_limit(s, rt, parsed.from_addr, now):   # arriving now
         verdict.reasons.append("too many messages from this sender in the last hour")
     return verdict

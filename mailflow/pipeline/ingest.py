@@ -175,7 +175,8 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
             partnership=rt.prefix, source_id=source_id, folder=mail.folder,
             uidvalidity=mail.uidvalidity, uid=mail.uid, message_id=parsed.message_id,
             message_id_key=message_id_key(parsed.message_id), sha256=sha,
-            raw=mail.raw, size=len(mail.raw), received_at=now, kind=parsed.kind, outcome="processed",
+            raw=mail.raw, size=len(mail.raw), received_at=now, arrived_at=arrival(mail, now),
+            kind=parsed.kind, outcome="processed",
             # Set here as apply_message sets it, so the insert carries it (no UPDATE after the flush).
             sender=None if parsed.rejected or not parsed.from_addr else parsed.from_addr.lower(),
         )
@@ -205,6 +206,12 @@ def _record(rt: PartnershipRuntime, mail: InboundMail, parsed: ParsedMessage, so
         return Ingested(Outcome(inbound.outcome), inbound.reason)
 
 
+def arrival(mail: InboundMail, now: datetime) -> datetime:
+    """When the mailbox received the message: as its source says, never later than now (a server's
+    clock ahead of ours); now when the source does not say."""
+    return now if mail.arrived_at is None else min(mail.arrived_at, now)
+
+
 def _recorded_by_another(rt: PartnershipRuntime, source_id: str, message_id: str | None,
                          sha: str) -> Ingested | None:
     """After a unique-key conflict: the row another worker committed first, settled as a duplicate."""
@@ -230,7 +237,7 @@ def _quarantine_unrecorded(rt: PartnershipRuntime, mail: InboundMail, source_id:
             inbound = InboundMessage(
                 partnership=rt.prefix, source_id=source_id, folder=mail.folder, uidvalidity=mail.uidvalidity,
                 uid=mail.uid, message_id=message_id, message_id_key=message_id_key(message_id), sha256=sha,
-                raw=mail.raw, size=len(mail.raw), received_at=now, kind=None,
+                raw=mail.raw, size=len(mail.raw), received_at=now, arrived_at=arrival(mail, now), kind=None,
                 outcome=Outcome.QUARANTINED.value, reason=reason,
             )
             s.add(inbound)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -68,6 +69,9 @@ class InboundMail:
     folder: str = "INBOX"
     uidvalidity: int | None = None
     uid: int | None = None
+    # When the mailbox received it, where the source knows (IMAP INTERNALDATE, Maildir delivery,
+    # the mbox "From " line, Graph receivedDateTime); aware. None: unknown (recorded as "now").
+    arrived_at: datetime | None = None
 
 
 class MailboxSource(abc.ABC):

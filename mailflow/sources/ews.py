@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from mailflow.connection.errors import MailboxAuthError, MailboxUnavailable
@@ -142,19 +143,21 @@ class EwsSource(MailboxSource):
         folder = self.folder(self.settings.folder)
         folder.item_sync_state = state.cursor
 
-        def sync() -> list[tuple[str, str, int]]:
-            found: list[tuple[str, str, int]] = []
+        def sync() -> list[tuple[str, str, int, datetime | None]]:
+            found: list[tuple[str, str, int, datetime | None]] = []
             for change, item in folder.sync_items(sync_state=state.cursor,
-                                                  only_fields=["id", "changekey", "size"],
+                                                  only_fields=["id", "changekey", "size", "datetime_received"],
                                                   max_changes_returned=self.settings.batch_size):
                 if change == "create" and item.id not in self._left:
-                    found.append((item.id, item.changekey, int(item.size or 0)))
+                    received = item.datetime_received
+                    found.append((item.id, item.changekey, int(item.size or 0),
+                                  datetime.fromtimestamp(received.timestamp(), UTC) if received else None))
             return found
 
         items = self._guard(sync)
-        self._round.begin(folder.item_sync_state, {i for i, _, _ in items})
+        self._round.begin(folder.item_sync_state, {i for i, _, _, _ in items})
         acc = self.account()
-        for item_id, changekey, size in items:
+        for item_id, changekey, size, arrived in items:
             if size > self.settings.max_message_bytes:
                 log.warning("%s: item %s is %d bytes, over max_message_bytes: quarantined "
                             "without downloading", self.state_key, item_id[-12:], size)
@@ -172,7 +175,7 @@ class EwsSource(MailboxSource):
                 continue
             yield InboundMail(raw=bytes(fetched[0].mime_content),
                               source_id=f"ews:{item_id}:{changekey}",
-                              folder=self.settings.folder)
+                              folder=self.settings.folder, arrived_at=arrived)
 
     # ------------------------------------------------------------------ settle
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -150,6 +151,7 @@ class GraphSource(MailboxSource):
             url = f"{self._user}/mailFolders/{self.folder_id(self.settings.folder)}/messages/delta"
             params = {"$select": "id,internetMessageId,receivedDateTime"}
         ids: list[str] = []
+        arrived: dict[str, datetime | None] = {}
         delta_link: str | None = None
         while True:
             page = self._call("GET", url, params=params,
@@ -158,6 +160,7 @@ class GraphSource(MailboxSource):
             for item in page.get("value", []):
                 if "@removed" not in item and item["id"] not in self._left:
                     ids.append(str(item["id"]))
+                    arrived[str(item["id"])] = _instant(item.get("receivedDateTime"))
             params = None
             if "@odata.nextLink" in page and page["@odata.nextLink"] != url:
                 url = page["@odata.nextLink"]
@@ -175,7 +178,7 @@ class GraphSource(MailboxSource):
                 self._settled(mid)
                 continue
             yield InboundMail(raw=resp.content, source_id=f"graph:{mid}",
-                              folder=self.settings.folder)
+                              folder=self.settings.folder, arrived_at=arrived.get(mid))
 
     # ------------------------------------------------------------------ settle
 
@@ -207,3 +210,14 @@ class GraphSource(MailboxSource):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _instant(value: object) -> datetime | None:
+    """A Graph date-time ("2026-12-03T14:15:04Z") as an aware UTC time; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

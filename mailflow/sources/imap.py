@@ -26,6 +26,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
@@ -153,6 +154,7 @@ class ImapSource(MailboxSource):
         s = self.settings
         conn = self._client_factory(s.host, s.port, ssl=s.tls == "implicit",
                                     ssl_context=self._ssl_context, timeout=s.timeout)
+        conn.normalise_times = False   # INTERNALDATE with the server's offset, not naive local time
         try:
             if s.tls == "starttls":
                 conn.starttls(self._ssl_context)
@@ -278,7 +280,7 @@ class ImapSource(MailboxSource):
             batch = uids[i:i + bs]
             try:
                 wanted = self._screen_sizes(conn, batch)
-                bodies = conn.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+                bodies = conn.fetch(list(wanted), ["BODY.PEEK[]"]) if wanted else {}
             except CONNECTION_ERRORS as exc:
                 self._drop(type(exc).__name__)
                 raise MailboxUnavailable(f"{self.state_key}: connection lost while "
@@ -290,20 +292,22 @@ class ImapSource(MailboxSource):
                 self._pending.add(uid)
                 yield InboundMail(raw=bytes(data[b"BODY[]"]),
                                   source_id=f"imap:{folder}:{uidvalidity}:{uid}",
-                                  folder=folder, uidvalidity=uidvalidity, uid=uid)
+                                  folder=folder, uidvalidity=uidvalidity, uid=uid, arrived_at=wanted[uid])
                 # The pipeline may have settled (or reconnected) between yields.
                 conn = self._client()
 
-    def _screen_sizes(self, conn: IMAPClient, batch: list[int]) -> list[int]:
-        """UIDs small enough to download; oversize ones are quarantined unread."""
-        sizes = conn.fetch(batch, ["RFC822.SIZE"])
-        wanted: list[int] = []
+    def _screen_sizes(self, conn: IMAPClient, batch: list[int]) -> dict[int, datetime | None]:
+        """UIDs small enough to download, each with when the server received it (INTERNALDATE,
+        in the same FETCH); oversize ones are quarantined unread."""
+        found = conn.fetch(batch, ["RFC822.SIZE", "INTERNALDATE"])
+        wanted: dict[int, datetime | None] = {}
         for uid in batch:
-            size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
-            if uid not in sizes:
+            data = found.get(uid, {})
+            size = int(data.get(b"RFC822.SIZE", 0))
+            if uid not in found:
                 continue
             if size <= self.settings.max_message_bytes:
-                wanted.append(uid)
+                wanted[uid] = _aware(data.get(b"INTERNALDATE"))
                 continue
             message_id = _message_id(conn, uid)
             log.warning("%s: UID %d (Message-ID %s) is %d bytes, over max_message_bytes %d: "
@@ -463,6 +467,13 @@ class ImapSource(MailboxSource):
 def _has_new(responses: list[Any]) -> bool:
     return any(len(r) >= 2 and isinstance(r[0], int)
                and (r[1] == b"EXISTS" or (r[1] == b"RECENT" and r[0] > 0)) for r in responses)
+
+
+def _aware(value: object) -> datetime | None:
+    """An INTERNALDATE as an aware UTC time (None when the server sent none or an unreadable one)."""
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC)   # a naive value (normalise_times left on) is local time
 
 
 def _message_id(conn: IMAPClient, uid: int) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,16 @@ class MaildirSource(MailboxSource):
 
     def fetch(self) -> Iterator[InboundMail]:
         new = self.path / "new"
-        entries = sorted(new.iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))
-        for entry in entries:
+        entries = sorted(_delivered(new), key=lambda e: (e[1], e[0].name))
+        for entry, mtime_ns in entries:
             if entry.name.startswith("."):
                 continue
             try:
                 raw = entry.read_bytes()
             except FileNotFoundError:  # settled by another worker meanwhile
                 continue
-            yield InboundMail(raw=raw, source_id=f"maildir:{entry.name}", folder="new")
+            yield InboundMail(raw=raw, source_id=f"maildir:{entry.name}", folder="new",
+                              arrived_at=delivered_at(mtime_ns))
 
     def settle(self, mail: InboundMail, outcome: Outcome, reason: str | None = None) -> None:
         name = mail.source_id.removeprefix("maildir:")
@@ -72,3 +74,18 @@ class MaildirSource(MailboxSource):
         target = self.path / "new" / name
         os.replace(tmp, target)
         return target
+
+
+def _delivered(folder: Path) -> Iterator[tuple[Path, int]]:
+    """Each file in the folder with its modification time (a file settled meanwhile is skipped)."""
+    for entry in folder.iterdir():
+        try:
+            yield entry, entry.stat().st_mtime_ns
+        except FileNotFoundError:
+            continue
+
+
+def delivered_at(mtime_ns: int) -> datetime:
+    """When a Maildir message was delivered: its file's modification time (a delivery agent writes
+    it in tmp/ and moves it to new/; nothing rewrites it after)."""
+    return datetime.fromtimestamp(mtime_ns / 1e9, UTC)

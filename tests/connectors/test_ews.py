@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 import pytest
@@ -58,6 +59,11 @@ def test_sync_round_hands_out_arrivals_and_moves_only_when_settled(env, http) ->
     # Only the two arrivals: the round's Update, ReadFlagChange and Delete are not new mail.
     assert [m.raw for m in got] == [raw_a, raw_b]
     assert got[0].source_id.startswith(f"ews:{ITEM_A}:")
+    # When Exchange received each (DateTimeReceived): the sender's hourly limit counts by it.
+    assert got[0].arrived_at == datetime(2026, 12, 1, 9, 12, 30, tzinfo=UTC) and got[1].arrived_at is None
+    sync = next(r for r in server.requests if r.operation == "SyncFolderItems")
+    asked = sync.find("m:ItemShape/t:AdditionalProperties")
+    assert asked is not None and "item:DateTimeReceived" in {e.get("FieldURI") for e in asked}
     assert "MoveItem" not in server.operations()
     assert env.state_store.load(source.state_key, "Inbox") is None
 

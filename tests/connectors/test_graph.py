@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -65,7 +66,8 @@ def test_delta_fetch_raw_mime_and_move_after_commit(respx_mock) -> None:
                    params={"$skiptoken": "2"}).respond(json={
                        "value": [], "@odata.deltaLink": f"{USER}/delta?$deltatoken=T1"})
     respx_mock.get(f"{USER}/mailFolders/INBOX-ID/messages/delta").respond(json={
-        "value": [{"id": "A"}, {"id": "B"}, {"id": "GONE", "@removed": {"reason": "deleted"}}],
+        "value": [{"id": "A", "receivedDateTime": "2026-12-01T09:12:30Z"}, {"id": "B"},
+                  {"id": "GONE", "@removed": {"reason": "deleted"}}],
         "@odata.nextLink": f"{USER}/mailFolders/INBOX-ID/messages/delta?$skiptoken=2"})
     respx_mock.get(f"{USER}/messages/A/$value").respond(content=raw1)
     respx_mock.get(f"{USER}/messages/B/$value").respond(content=raw2)
@@ -75,6 +77,8 @@ def test_delta_fetch_raw_mime_and_move_after_commit(respx_mock) -> None:
     src = source(store)
     got = list(src.fetch())
     assert [m.raw for m in got] == [raw1, raw2]
+    # When Exchange received each (receivedDateTime, in the delta's $select): the hourly limit counts by it.
+    assert got[0].arrived_at == datetime(2026, 12, 1, 9, 12, 30, tzinfo=UTC) and got[1].arrived_at is None
     assert not move_a.called                            # nothing moves before the commit
     assert store.load(src.state_key, "Inbox") is None   # nor is the round saved
     src.settle(got[0], Outcome.PROCESSED)

@@ -26,7 +26,8 @@ def _row(i: int, **over: Any) -> dict[str, Any]:
     mid = f"<m{i}@agency.example.org>"
     return {"partnership": "SSP", "source_id": f"file:{i}", "message_id": mid, "message_id_key": message_id_key(mid),
             "sha256": hashlib.sha256(str(i).encode()).hexdigest(), "sender": f"p{i % 7}@agency.example.org",
-            "raw": b"x", "size": 1, "received_at": NOW - timedelta(minutes=i), "kind": "reply", "outcome": "processed",
+            "raw": b"x", "size": 1, "received_at": NOW - timedelta(minutes=i), "arrived_at": NOW - timedelta(minutes=i),
+            "kind": "reply", "outcome": "processed",
             **over}
 
 
@@ -78,7 +79,7 @@ def test_duplicate_check_and_rate_limit_probe_indexes_and_never_scan_the_table(a
     for plan in plans:
         assert "SCAN inbound_messages" not in plan, plan
     assert plans[0].count("USING COVERING INDEX") == 3
-    assert "ix_inbound_sender" in plans[1]
+    assert "ix_inbound_sender_arrival" in plans[1]
 
 
 def test_the_rate_limit_counts_a_sender_whatever_the_case_of_the_address(app: App) -> None:
@@ -86,8 +87,28 @@ def test_the_rate_limit_counts_a_sender_whatever_the_case_of_the_address(app: Ap
     limit = app.config.daemon.sender_messages_per_hour
     with app.db.transaction() as s:
         s.execute(insert(InboundMessage), [
-            _row(1000 + i, sender="flood@agency.example.org", received_at=NOW - timedelta(minutes=i))
+            _row(1000 + i, sender="flood@agency.example.org", arrived_at=NOW - timedelta(minutes=i))
             for i in range(limit + 1)])
     with app.db.transaction() as s:
         assert over_rate_limit(s, rt, "Flood@AGENCY.example.org", NOW)
         assert not over_rate_limit(s, rt, "p1@agency.example.org", NOW)
+
+
+def test_the_rate_limit_counts_by_arrival_not_by_when_the_messages_were_read(app: App) -> None:
+    """A day's mail read in one go (a worker back after a day down): recorded within a minute,
+    but it arrived an hour apart each, so no hour holds more than the limit; the same number
+    arriving within the hour does."""
+    rt = app.runtime()
+    limit = app.config.daemon.sender_messages_per_hour
+    with app.db.transaction() as s:
+        s.execute(insert(InboundMessage), [
+            _row(2000 + i, sender="busy@agency.example.org", received_at=NOW - timedelta(seconds=i),
+                 arrived_at=NOW - timedelta(hours=i, minutes=1)) for i in range(limit * 3)])
+        s.execute(insert(InboundMessage), [
+            _row(3000 + i, sender="loop@agency.example.org", received_at=NOW - timedelta(days=1),
+                 arrived_at=NOW - timedelta(minutes=2 * i + 1)) for i in range(limit + 1)])
+    with app.db.transaction() as s:
+        assert not over_rate_limit(s, rt, "busy@agency.example.org", NOW)
+        assert over_rate_limit(s, rt, "loop@agency.example.org", NOW)
+        # Judged at its own arrival: the loop's messages had not arrived yet a day earlier.
+        assert not over_rate_limit(s, rt, "loop@agency.example.org", NOW - timedelta(days=1))

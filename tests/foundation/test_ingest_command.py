@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,45 @@ def test_mbox_messages_are_stored_as_the_mailbox_holds_them_and_a_second_run_cha
     assert main(["--config", str(config), "ingest", str(mbox), "--at", "2026-12-21T11:30"]) == 0
     assert capsys.readouterr().out.splitlines() == ["ingested: 2 processed (2 already recorded: unchanged)"]
     assert _counts(config) == before
+
+
+@pytest.mark.parametrize(("minutes_apart", "held"), [(60, 0), (1, 4)])
+def test_an_imported_mailbox_is_held_by_the_hourly_limit_only_where_it_arrived_as_a_flood(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], minutes_apart: int, held: int) -> None:
+    """Six forms from one sender, read in one go: an hour apart in the mailbox ("From " lines), a
+    busy colleague, all processed; a minute apart, a flood past the limit of two an hour."""
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'ingest.db'}",
+                          extra="[daemon]\nsender_messages_per_hour = 2")
+    start = parse_instant("2026-12-18T08:00")
+    mbox = tmp_path / "old.mbox"
+    mbox.write_bytes(b"".join(
+        (start + timedelta(minutes=minutes_apart * i)).strftime("From jo@example.org %a %b %d %H:%M:%S %Y\n").encode()
+        + make_form(message_id=f"<old{i}@gwh.nhs.example.org>").rstrip(b"\n") + b"\n\n" for i in range(6)))
+    assert main(["--config", str(config), "ingest", str(mbox), "--at", "2026-12-21T11:00"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "ingested: " + (f"{6 - held} processed, {held} quarantined" if held
+                                                   else "6 processed")
+    stored = _stored(config)
+    assert [r.arrived_at for r in stored] == [start + timedelta(minutes=minutes_apart * i) for i in range(6)]
+    assert {r.received_at for r in stored} == {parse_instant("2026-12-21T11:00")}
+
+
+def test_a_maildir_message_arrived_when_it_was_delivered(tmp_path: Path) -> None:
+    app = App.open(make_config(tmp_path, f"sqlite:///{tmp_path / 'md.db'}"),
+                   FixedClock(parse_instant("2026-12-21T11:00")))
+    try:
+        delivered = MaildirSource(tmp_path / "mail").deliver(make_form(message_id="<dl@gwh.nhs.example.org>"), "a")
+        at = parse_instant("2026-12-19T07:30")
+        os.utime(delivered, (at.timestamp(), at.timestamp()))
+        future = MaildirSource(tmp_path / "mail").deliver(make_form(message_id="<fu@gwh.nhs.example.org>"), "b")
+        ahead = parse_instant("2026-12-22T09:00")   # a clock ahead of ours: never later than now
+        os.utime(future, (ahead.timestamp(), ahead.timestamp()))
+        assert ingest_source(app.runtime()).outcomes == {"processed": 2}
+        with app.db.transaction() as s:
+            arrived = s.scalars(select(InboundMessage.arrived_at).order_by(InboundMessage.id)).all()
+        assert arrived == [at, parse_instant("2026-12-21T11:00")]
+    finally:
+        app.close()
 
 
 def test_the_mbox_check_reads_five_bytes_not_the_file(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
