@@ -80,6 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="leave the database behind")
     args = parser.parse_args()
     db = BenchDatabase(name="mailflow_bench_report")
     app = db.create()
@@ -136,7 +137,8 @@ def main() -> None:
         startup(db.workdir / "mailflow.toml", runs=max(args.runs, 5))
     finally:
         app.close()
-        db.drop()
+        if not args.keep:
+            db.drop()
 
 
 def startup(config: Path, runs: int) -> None:
