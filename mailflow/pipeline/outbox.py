@@ -1,7 +1,9 @@
-"""Queue an email: render it, compose it, and add it to the outbox in the caller's transaction."""
+"""Queue an email: render it and add it to the outbox in the caller's transaction, composed there or,
+where the caller asks (ingest and the sweep: `COMPOSE_WHEN_SENT`), as a draft the sender composes."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
@@ -52,8 +54,8 @@ def queue_mail(session: Session, rt: PartnershipRuntime, *, kind: str, to: Seque
         message_id=message_id, envelope_from=partnership.address, recipients=list(envelope.recipients),
         state="pending", attempts=0, next_attempt_at=now, created_at=now,
     )
-    if session.info.get(COMPOSE_WHEN_SENT) and not attachments:
-        row.draft = _draft(rendered, envelope, now)
+    if session.info.get(COMPOSE_WHEN_SENT):
+        row.draft = _draft(rendered, envelope, now, attachments)
         row.subject = subject_of(rendered, envelope)
     else:
         message = compose(rendered, envelope, now, attachments)
@@ -76,13 +78,20 @@ def subject_of(rendered: RenderedMail, envelope: Envelope) -> str:
     return f"{envelope.subject_prefix} {rendered.subject}".strip()
 
 
-def _draft(rendered: RenderedMail, envelope: Envelope, date: datetime) -> dict[str, Any]:
+def _draft(rendered: RenderedMail, envelope: Envelope, date: datetime,
+           attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
     # The envelope's fields are strings, None or sequences of strings: a shallow copy is the
     # JSON `dataclasses.asdict` would give, at a tenth of its cost (its deep copy was 6% of a sweep).
-    return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html, "date": date.isoformat(),
-            "envelope": {**{f.name: getattr(envelope, f.name) for f in fields(envelope)},
-                         "to": list(envelope.to), "cc": list(envelope.cc),
-                         "references": list(envelope.references)}}
+    # Attachments (the case's form with an escalation) go as base64 text until the sender
+    # composes the message: building the MIME parts is the costly step, not copying the bytes.
+    draft: dict[str, Any] = {
+        "subject": rendered.subject, "text": rendered.text, "html": rendered.html, "date": date.isoformat(),
+        "envelope": {**{f.name: getattr(envelope, f.name) for f in fields(envelope)},
+                     "to": list(envelope.to), "cc": list(envelope.cc), "references": list(envelope.references)}}
+    if attachments:
+        draft["attachments"] = [{"filename": a.filename, "content_type": a.content_type, "content_id": a.content_id,
+                                 "data": base64.b64encode(a.data).decode("ascii")} for a in attachments]
+    return draft
 
 
 def compose_draft(draft: Mapping[str, Any]) -> bytes:
@@ -91,7 +100,9 @@ def compose_draft(draft: Mapping[str, Any]) -> bytes:
     env = draft["envelope"]
     envelope = Envelope(**{**env, "to": tuple(env["to"]), "cc": tuple(env["cc"]),
                            "references": tuple(env["references"])})
-    return compose(rendered, envelope, datetime.fromisoformat(draft["date"])).as_bytes()
+    attachments = [Attachment(a["filename"], a["content_type"], base64.b64decode(a["data"]), a.get("content_id"))
+                   for a in draft.get("attachments", ())]
+    return compose(rendered, envelope, datetime.fromisoformat(draft["date"]), attachments).as_bytes()
 
 
 def materialise(row: OutboxMessage) -> bytes:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from mailflow.app import App
 from mailflow.clock import FixedClock, parse_instant
 from mailflow.db.models import Case, OutboxMessage
+from mailflow.pipeline.sender import drain
 from tests.conftest import make_config, make_form, make_message
 from tests.engine.conftest import ASC_SENIOR, BUSINESS, CHAIR, RAISER, START, Harness
 
@@ -157,6 +158,18 @@ def test_stage_2_escalation_and_business_copy_carry_the_case_and_the_docx(h: Har
         assert [(a.get_filename(), a.get_content_type()) for a in attachments] == [(f"{ref}-form-1.docx", DOCX)]
         assert attachments[0].get_content() == document
         assert f"{ref}-form-1.docx" in text
+
+    # Queued as drafts, the form with them (the Stage 1 escalation by ingest, the Stage 2 one and its
+    # business copy by the sweep): the MIME message is built by the sender, out of their transactions.
+    # Sent, each is composed once and kept, the Word file's bytes intact.
+    rows = [r for r in h.outbox(ref) if r.kind in ("escalation", "business_copy") and r.state == "pending"]
+    assert len(rows) == 3 and all(r.stored_raw is None and r.draft for r in rows)
+    assert all([a["filename"] for a in (r.draft or {})["attachments"]] == [f"{ref}-form-1.docx"] for r in rows)
+    assert drain(h.rt, h.clock.now()).sent >= 3
+    for row in rows:
+        [sent] = [r for r in h.outbox(ref) if r.id == row.id]
+        assert sent.state == "sent" and sent.draft is None and sent.stored_raw is not None
+        assert [a.get_content() for a in parsed(sent).iter_attachments()] == [document]
 
 
 def test_no_subject_of_the_case_carries_its_content(h: Harness) -> None:
