@@ -24,6 +24,7 @@ from mailflow.errors import MailflowError
 from mailflow.pipeline.ingest import IngestResult, ingest_stream
 from mailflow.sources.base import InboundMail, Outcome
 from mailflow.sources.maildir import delivered_at
+from parsers.received import received_stamp
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,12 @@ class MailAt:
 
 def _files(files: list[Path], folder: str = "INBOX", maildir: bool = False) -> MailAt:
     """`maildir`: the files are a Maildir's, delivered when they were last modified; a loose .eml
-    file says nothing of when it arrived (it is recorded as arriving now)."""
+    file arrived when its receiving server stamped it (its topmost Received line), else now."""
     def read() -> Iterator[InboundMail]:
         for f in files:
-            yield InboundMail(raw=f.read_bytes(), source_id=f"file:{f.resolve()}", folder=folder,
-                              arrived_at=delivered_at(f.stat().st_mtime_ns) if maildir else None)
+            raw = f.read_bytes()
+            yield InboundMail(raw=raw, source_id=f"file:{f.resolve()}", folder=folder,
+                              arrived_at=delivered_at(f.stat().st_mtime_ns) if maildir else received_stamp(raw))
     return MailAt(len(files), read)
 
 

@@ -113,6 +113,26 @@ def test_an_imported_mailbox_is_held_by_the_hourly_limit_only_where_it_arrived_a
     assert {r.received_at for r in stored} == {parse_instant("2026-12-21T11:00")}
 
 
+def test_loose_eml_files_arrived_when_their_server_stamped_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder of .eml files saved from a mail client: each arrived when the topmost Received line
+    says (an hour apart: not a flood); a file with none counts as arriving now."""
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'ingest.db'}",
+                          extra="[daemon]\nsender_messages_per_hour = 2")
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    start = parse_instant("2026-12-18T08:00")
+    for i in range(4):
+        stamp = (start + timedelta(hours=i)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+        (folder / f"{i}.eml").write_bytes(f"Received: by mx.ssp.example.org; {stamp}\n".encode()
+                                          + make_form(message_id=f"<saved{i}@gwh.nhs.example.org>"))
+    (folder / "9.eml").write_bytes(make_form(message_id="<unstamped@gwh.nhs.example.org>"))
+    assert main(["--config", str(config), "ingest", str(folder), "--at", "2026-12-21T11:00"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "ingested: 5 processed"
+    assert [r.arrived_at for r in _stored(config)] == [
+        *(start + timedelta(hours=i) for i in range(4)), parse_instant("2026-12-21T11:00")]
+
+
 def test_a_maildir_message_arrived_when_it_was_delivered(tmp_path: Path) -> None:
     app = App.open(make_config(tmp_path, f"sqlite:///{tmp_path / 'md.db'}"),
                    FixedClock(parse_instant("2026-12-21T11:00")))
