@@ -10,6 +10,7 @@ Run: .venv/bin/python -m bench [bench_sweep bench_list ...] [--timeout 420] [--o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pkgutil
 import platform
@@ -84,6 +85,21 @@ def _load() -> str:
         return "unknown"
 
 
+def reference_ms() -> float:
+    """A fixed pure-Python workload (building, encoding and decoding 60,000 small records; 900,000
+    multiplications), median of 3, in ms: the machine's speed at that moment. On a shared machine it
+    moves by a third from one hour to the next; taken between modules, it shows whether a figure
+    was slow because the code was or because the machine was."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        records = [{"n": i, "text": str(i) * 3, "flag": i % 2 == 0} for i in range(60_000)]
+        json.loads(json.dumps(records))
+        sum(i * i for i in range(900_000))
+        times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="*", help="bench modules to run (default: every bench_*.py)")
@@ -100,11 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     load_before = _load()
     runs: list[tuple[str, float, str]] = []
+    speed: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="mailflow-bench-") as tmp:
         results = Path(tmp) / "results.jsonl"
         env = dict(os.environ, **{ENV_FILE: str(results)})
         for name in names:
-            print(f"\n=== {name}", flush=True)
+            speed.append((name, reference_ms()))
+            print(f"\n=== {name} (reference workload {speed[-1][1]:.0f} ms)", flush=True)
             t0 = time.perf_counter()
             try:
                 proc = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=ROOT, env=env,
@@ -115,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append((name, time.perf_counter() - t0, status))
             print(f"=== {name}: {status}, {runs[-1][1]:.0f} s", flush=True)
         figures = load(results)
+    speed.append(("the end", reference_ms()))
 
     total = sum(seconds for _, seconds, _ in runs)
     lines = [
@@ -131,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         f"- Load average (1 / 5 min) before: {load_before}, after: {_load()}"
         " (the machine may be shared; figures are medians of several runs unless a note says otherwise)",
         f"- Total time: {total:.0f} s",
+        "- Machine speed: a fixed pure-Python workload (bench/__main__.py `reference_ms`) took "
+        + ", ".join(f"{ms:.0f} ms before {name}" if name != "the end" else f"{ms:.0f} ms at the end"
+                    for name, ms in speed)
+        + " (a larger figure: a slower machine at that moment, whatever the code)",
         "",
         markdown_tables(figures) if figures else "No figures were recorded.\n",
         unmet_explained(figures, load_limits(HERE / "limits.toml")),
