@@ -5,6 +5,7 @@ not secure turns both off. Driven through the engine with a frozen clock; invent
 
 from __future__ import annotations
 
+import base64
 import email
 import io
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from mailflow.clock import FixedClock, parse_instant
 from mailflow.db.models import Case, OutboxMessage
 from mailflow.pipeline.sender import drain
 from tests.conftest import make_config, make_form, make_message
-from tests.engine.conftest import ASC_SENIOR, BUSINESS, CHAIR, RAISER, START, Harness
+from tests.engine.conftest import ASC_MANAGER, ASC_SENIOR, BUSINESS, CHAIR, RAISER, START, Harness
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -170,6 +171,23 @@ def test_stage_2_escalation_and_business_copy_carry_the_case_and_the_docx(h: Har
         [sent] = [r for r in h.outbox(ref) if r.id == row.id]
         assert sent.state == "sent" and sent.draft is None and sent.stored_raw is not None
         assert [a.get_content() for a in parsed(sent).iter_attachments()] == [document]
+
+
+def test_a_form_named_in_an_encoded_word_as_outlook_writes_it_still_travels(h: Harness) -> None:
+    """A Word form sent as application/octet-stream under an RFC 2047 name ("=?utf-8?B?...?=", how
+    Outlook names a non-ASCII file): recognised by its name's extension, attached under the reference."""
+    document = docx_form()
+    name = base64.b64encode("Évaluation Bea Fictional.docx".encode()).decode()
+    raw = docx_message(document).replace(f"application/{DOCX.split('/')[1]}".encode(), b"application/octet-stream")
+    raw = raw.replace(b'filename="Bea Fictional escalation.docx"', f'filename="=?utf-8?B?{name}?="'.encode())
+    assert b"=?utf-8?B?" in raw and b"octet-stream" in raw
+    outcome, reason = h.ingest(raw)
+    assert outcome.name == "PROCESSED", reason
+    ref = "SSP-2026-0001"
+    escalation = one(h, ref, "escalation", ASC_MANAGER)
+    attachments = list(escalation.iter_attachments())
+    assert [(a.get_filename(), a.get_content_type()) for a in attachments] == [(f"{ref}-form-1.docx", DOCX)]
+    assert attachments[0].get_content() == document
 
 
 def test_no_subject_of_the_case_carries_its_content(h: Harness) -> None:
