@@ -170,13 +170,17 @@ class Page:
         assert not self.path.startswith("/login"), self.text
 
     def submit(self, button: Any) -> None:
-        """Press a form's button and wait for the page it leads to."""
+        """Press a form's button and wait for the page it leads to. While the old page is torn down,
+        chromedriver may answer a look at its element with "unhandled inspector error: Node with given
+        id does not belong to the document" rather than "stale element": that is asked again."""
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.wait import WebDriverWait
 
         old = self.el("html")
         button.click()
-        WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(old))
+        WebDriverWait(self.d, 30, ignored_exceptions=(WebDriverException,)).until(
+            expected_conditions.staleness_of(old))
 
     def console_errors(self) -> list[str]:
         """What the browser logged as an error since the last call (a refused style or script, a 404)."""
