@@ -87,7 +87,7 @@ def open_case(s: Session, rt: PartnershipRuntime, parsed: ParsedMessage, actor: 
         policy=rt.policy.name, state=(State.INCOMPLETE if parsed.missing else State.OPEN).value,
         stage=stage, urgent=bool(fields.get("adult_at_risk")), fields=fields,
         missing=list(parsed.missing), opened_at=now, stage_started_at=now, updated_at=now,
-        deadlines=[],   # loaded (empty): reading it later needs no query
+        deadlines=[], events=[],   # loaded (empty): reading them later needs no query (nor a flush first)
     )
     s.add(case)
     raiser = fields.get("raiser_email") or parsed.from_addr
