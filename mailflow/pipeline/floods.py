@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HELD_REASON = "held: too many messages from this sender in the last hour"
+HELD_REASON = "held: too many messages from this sender within an hour of its arrival"
 
 
 def is_flood_hold(inbound: InboundMessage) -> bool:
