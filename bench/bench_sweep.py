@@ -108,17 +108,18 @@ def main(argv: list[str] | None = None) -> None:
             benches[n].mark()
         for bench in benches.values():
             bench.run()   # warm-up, once every database is seeded
-        # Interleaved, one size then the other: a slow moment of this shared machine slows both
-        # sizes alike, not the one that happened to be measured then.
+        # Interleaved, one size then the other, the order swapped each round: a slow moment of
+        # this shared machine, or the work one run's put-back leaves the server, falls on both sizes.
         samples: dict[int, list[float]] = {n: [] for n in sizes}
-        for _ in range(args.runs):
-            for n, bench in benches.items():
-                samples[n].append(bench.run())
+        for r in range(args.runs):
+            for n in sizes if r % 2 == 0 else sizes[::-1]:
+                samples[n].append(benches[n].run())
         medians = {n: statistics.median(samples[n]) for n in sizes}
         for n, bench in benches.items():
             record(SECTION, f"{args.due:,} due among {n:,} open cases", medians[n], "s",
                    target="< 1 s" if n >= 1_000_000 else "", met=medians[n] < 1 if n >= 1_000_000 else None,
-                   note=f"median of {args.runs} runs, interleaved with the other size's, after a warm-up "
+                   note=f"median of {args.runs} runs, interleaved with the other size's (order swapped each round), "
+                        f"after a warm-up "
                         f"({', '.join(f'{s:.2f}' for s in samples[n])} s); each reminder's ledger key "
                         f"claimed and its notice rendered (text and HTML) and queued in the outbox as a "
                         f"draft; the MIME message is composed by the sender (next figure); nothing sent")
