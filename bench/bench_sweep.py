@@ -21,6 +21,7 @@ import argparse
 import statistics
 import time
 
+import psycopg
 from sqlalchemy import select, text
 
 from bench.results import record
@@ -55,6 +56,11 @@ class Bench:
                 conn.execute(text(f"DELETE FROM {table} WHERE id > :m"), {"m": self.marks[table]})
             conn.execute(text("UPDATE deadlines SET state = 'pending', done_at = NULL WHERE id = ANY(:ids)"),
                          {"ids": self.due_ids})
+        # The put-back's dead rows vacuumed away (cheap: only the pages it touched), as autovacuum
+        # keeps a production database: otherwise the next run at this size pays for visiting them
+        # (a 10^6 run straight after its own put-back took 0.99-1.03 s against 0.62-0.78 s).
+        with psycopg.connect(self.db.url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("VACUUM outbox, events, ledger, deadlines")
 
     def compose_cost(self) -> float:
         """Sweep once more and time composing its drafts, as the sender will (then put back)."""
