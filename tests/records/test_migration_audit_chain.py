@@ -11,6 +11,7 @@ from alembic import command
 
 from mailflow.db.database import Database, alembic_config
 from mailflow.pipeline import audit
+from tests.records.old_rows import insert_case, insert_inbound
 
 
 def test_upgrade_chains_the_events_already_stored(db_url: str) -> None:
@@ -20,16 +21,9 @@ def test_upgrade_chains_the_events_already_stored(db_url: str) -> None:
         command.upgrade(cfg, "0004")
         at = datetime(2026, 12, 21, 10, tzinfo=UTC)
         with db.engine.begin() as conn:
-            for prefix in ("SSP", "KMS"):
-                conn.execute(sa.text(
-                    "INSERT INTO cases (reference, partnership, policy, state, stage, urgent, fields, missing, "
-                    "opened_at, stage_started_at, updated_at) VALUES (:ref, :p, 'swindon', 'open', 1, false, "
-                    "'{}', '[]', :at, :at, :at)"), {"ref": f"{prefix}-2026-0001", "p": prefix, "at": at})
-            conn.execute(sa.text(
-                "INSERT INTO inbound_messages (partnership, source_id, sha256, raw, size, received_at, outcome) "
-                "VALUES ('KMS', 'x:1', 'abc', :raw, 3, :at, 'quarantined')"), {"raw": b"raw", "at": at})
-            ids = {r.reference: r.id for r in conn.execute(sa.text("SELECT id, reference FROM cases"))}
-            inbound = conn.execute(sa.text("SELECT id FROM inbound_messages")).scalar_one()
+            ids = {f"{prefix}-2026-0001": insert_case(conn, f"{prefix}-2026-0001", at, prefix)
+                   for prefix in ("SSP", "KMS")}
+            inbound = insert_inbound(conn, "x:1", at, "KMS")
             rows = [(ids["SSP-2026-0001"], None, "opened"), (ids["KMS-2026-0001"], None, "opened"),
                     (None, inbound, "quarantined"), (ids["SSP-2026-0001"], None, "note")]
             for case_id, inbound_id, action in rows:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from mailflow.db.database import Database, alembic_config
+from tests.records.old_rows import insert_case
 
 
 def test_upgrade_fills_the_agencies_of_the_cases_already_stored(db_url: str) -> None:
@@ -19,13 +20,7 @@ def test_upgrade_fills_the_agencies_of_the_cases_already_stored(db_url: str) -> 
         command.upgrade(cfg, "0010")
         at = datetime(2026, 12, 21, 10, tzinfo=UTC)
         with db.engine.begin() as conn:
-            for ref in ("SSP-2026-0001", "SSP-2026-0002"):
-                conn.execute(sa.text(
-                    "INSERT INTO cases (reference, partnership, policy, state, stage, urgent, fields, missing, "
-                    "opened_at, stage_started_at, updated_at) VALUES (:ref, 'SSP', 'swindon', 'open', 1, false, "
-                    "'{}', '[]', :at, :at, :at)"), {"ref": ref, "at": at})
-            ids = {r.reference: r.id for r in conn.execute(sa.text("SELECT id, reference FROM cases"))}
-            one, two = ids["SSP-2026-0001"], ids["SSP-2026-0002"]
+            one, two = (insert_case(conn, ref, at) for ref in ("SSP-2026-0001", "SSP-2026-0002"))
             people = [  # (case, email, role, side, agency) in the order they joined
                 (one, "a@x.example", "raiser", "raiser", None),              # no agency named yet
                 (one, "b@x.example", "other", "other", "Agency Other"),
